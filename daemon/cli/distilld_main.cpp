@@ -1,0 +1,210 @@
+// distilld's command line: validate, run, status, samples and plugins.
+// `distilld run` executes one pipeline in this process with a live
+// progress display; SIGINT/SIGTERM stop it at the next checkpoint.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "cli/report.h"
+#include "engine/run.h"
+#include "plugins/registry.h"
+#include "spec/pipeline_spec.h"
+#include "store/runs.h"
+
+namespace {
+
+using namespace distill;
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+void on_stop_signal(int signal) { g_stop_signal = signal; }
+
+void load_default_plugins(plugins::Registry& registry) {
+  for (const auto& dir : plugins::Registry::default_dirs()) registry.load_dir(dir);
+}
+
+// Validates the file; prints diagnostics and returns nullopt on errors.
+std::optional<spec::PipelineSpec> load_or_report(const std::string& file, plugins::Registry& registry) {
+  load_default_plugins(registry);
+  spec::LoadResult result = spec::load_pipeline(file, registry);
+  for (const Diagnostic& d : result.diagnostics) std::cerr << spec::format(d) << "\n";
+  if (!result.diagnostics.empty())
+    std::cerr << result.diagnostics.size() << (result.diagnostics.size() == 1 ? " error" : " errors") << " in " << file
+              << "\n";
+  return std::move(result.spec);
+}
+
+int cmd_validate(const std::string& file) {
+  plugins::Registry registry;
+  std::optional<spec::PipelineSpec> spec = load_or_report(file, registry);
+  if (!spec) return 1;
+  std::cout << file << ": ok (source " << spec->source.plugin->name << ", " << spec->stages.size() << " stage"
+            << (spec->stages.size() == 1 ? "" : "s") << ", " << spec->sinks.size() << " sink"
+            << (spec->sinks.size() == 1 ? "" : "s") << "; state in " << spec->state_dir.string() << ")\n";
+  return 0;
+}
+
+int cmd_run(const std::string& file, bool new_run, bool quiet) {
+  plugins::Registry registry;
+  std::optional<spec::PipelineSpec> spec = load_or_report(file, registry);
+  if (!spec) return 1;
+  try {
+    std::unique_ptr<store::Store> store = store::Store::open(spec->state_dir);
+    engine::Run run(*store, *spec, {new_run});
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+    store::RunStatus status = store::RunStatus::Running;
+    std::thread worker([&] { status = run.execute(); });
+    const bool live = !quiet && isatty(STDERR_FILENO);
+    std::size_t drawn_lines = 0;
+    auto finished = [&] { return run.snapshot().status != store::RunStatus::Running; };
+    int ticks = 0;
+    while (!finished()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (g_stop_signal) run.stop();
+      if (live) {
+        const std::string block = cli::progress_block(run.snapshot());
+        for (std::size_t i = 0; i < drawn_lines; ++i) std::cerr << "\x1b[1A\x1b[2K";
+        std::cerr << block << std::flush;
+        drawn_lines = static_cast<std::size_t>(std::count(block.begin(), block.end(), '\n'));
+      } else if (!quiet && ++ticks % 150 == 0) {
+        std::cerr << cli::progress_block(run.snapshot()) << std::flush;
+      }
+    }
+    worker.join();
+    for (std::size_t i = 0; i < drawn_lines; ++i) std::cerr << "\x1b[1A\x1b[2K";
+    std::cout << cli::summary(run.snapshot());
+    if (status == store::RunStatus::Stopped) return 130;
+    return status == store::RunStatus::Completed ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int cmd_status(const std::string& file) {
+  plugins::Registry registry;
+  std::optional<spec::PipelineSpec> spec = load_or_report(file, registry);
+  if (!spec) return 1;
+  try {
+    std::unique_ptr<store::Store> store = store::Store::open(spec->state_dir);
+    store::RunStore runs(*store);
+    std::vector<store::RunMeta> all = runs.runs(spec->name);
+    if (all.empty()) {
+      std::cout << "pipeline '" << spec->name << "' has not run yet\n";
+      return 0;
+    }
+    for (const store::RunMeta& meta : all) {
+      std::cout << "run " << meta.run << ": " << store::to_string(meta.status);
+      if (!meta.error.empty()) std::cout << " (" << meta.error << ")";
+      std::cout << "\n";
+    }
+    const store::RunMeta& last = all.back();
+    if (std::optional<store::Checkpoint> checkpoint = runs.checkpoint(spec->name, last.run)) {
+      engine::RunSnapshot snapshot;
+      snapshot.pipeline = spec->name;
+      snapshot.run = last.run;
+      snapshot.status = last.status;
+      snapshot.error = last.error;
+      snapshot.records_read = checkpoint->records_read;
+      snapshot.steps = checkpoint->steps;
+      snapshot.elapsed_s = static_cast<double>((last.ended_ms ? last.ended_ms : last.started_ms) - last.started_ms) / 1000.0;
+      std::cout << "\nlast checkpoint of run " << last.run << ":\n" << cli::summary(snapshot);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int cmd_samples(const std::string& file, std::uint64_t run, const std::string& step, const std::string& reason,
+                std::size_t limit) {
+  plugins::Registry registry;
+  std::optional<spec::PipelineSpec> spec = load_or_report(file, registry);
+  if (!spec) return 1;
+  try {
+    std::unique_ptr<store::Store> store = store::Store::open(spec->state_dir);
+    store::RunStore runs(*store);
+    if (run == 0) {
+      std::optional<store::RunMeta> latest = runs.latest_run(spec->name);
+      if (!latest) {
+        std::cerr << "pipeline '" << spec->name << "' has not run yet\n";
+        return 1;
+      }
+      run = latest->run;
+    }
+    for (const store::DropSample& sample : runs.drops(spec->name, run, step, reason, limit))
+      std::cout << R"({"step":)" << nlohmann::json(sample.step).dump() << R"(,"reason":)"
+                << nlohmann::json(sample.reason).dump() << R"(,"record":)" << sample.record_json << "}\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int cmd_plugins(const std::string& describe) {
+  plugins::Registry registry;
+  load_default_plugins(registry);
+  for (const plugins::LoadedPlugin& plugin : registry.plugins()) {
+    if (!describe.empty() && plugin.name != describe) continue;
+    std::cout << plugin.name << "  " << plugin.info->description << "\n  file: " << plugin.file.string() << "\n";
+    for (const Component& component : plugin.info->components)
+      std::cout << "  as a " << to_string(component.kind) << ":\n" << spec::describe(component.params, "    ");
+    std::cout << "\n";
+  }
+  for (const std::string& error : registry.errors()) std::cerr << "not loaded: " << error << "\n";
+  if (!describe.empty() && !registry.find(describe)) {
+    std::cerr << "no plugin named '" << describe << "'\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"distilld: knowledge-distillation pipelines"};
+  app.require_subcommand(1);
+
+  std::string file;
+  auto* validate = app.add_subcommand("validate", "check a pipeline file and report every error");
+  validate->add_option("pipeline", file, "pipeline YAML file")->required();
+
+  bool new_run = false;
+  bool quiet = false;
+  auto* run = app.add_subcommand("run", "run a pipeline to completion (resumes an interrupted run)");
+  run->add_option("pipeline", file, "pipeline YAML file")->required();
+  run->add_flag("--new-run", new_run, "abandon an interrupted run and start a new one");
+  run->add_flag("-q,--quiet", quiet, "no progress display, only the summary");
+
+  auto* status = app.add_subcommand("status", "show the runs of a pipeline and its last checkpoint");
+  status->add_option("pipeline", file, "pipeline YAML file")->required();
+
+  std::uint64_t run_number = 0;
+  std::string step;
+  std::string reason;
+  std::size_t limit = 20;
+  auto* samples = app.add_subcommand("samples", "print sampled dropped records as JSON lines");
+  samples->add_option("pipeline", file, "pipeline YAML file")->required();
+  samples->add_option("--run", run_number, "run number (default: the latest)");
+  samples->add_option("--step", step, "only drops by this step (e.g. source, exact_dedupe)");
+  samples->add_option("--reason", reason, "only drops with this reason");
+  samples->add_option("--limit", limit, "at most this many records")->capture_default_str();
+
+  std::string describe;
+  auto* plugins_cmd = app.add_subcommand("plugins", "list the plugins found and their parameters");
+  plugins_cmd->add_option("--describe", describe, "show only this plugin");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*validate) return cmd_validate(file);
+  if (*run) return cmd_run(file, new_run, quiet);
+  if (*status) return cmd_status(file);
+  if (*samples) return cmd_samples(file, run_number, step, reason, limit);
+  return cmd_plugins(describe);
+}

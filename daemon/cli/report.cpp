@@ -1,0 +1,98 @@
+// Formatting of run snapshots for terminals and logs.
+#include "cli/report.h"
+
+#include <cstdio>
+#include <sstream>
+
+namespace distill::cli {
+namespace {
+
+std::string fixed(double value, int digits) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+  return buffer;
+}
+
+std::string bar(double fraction, int width) {
+  const int filled = static_cast<int>(fraction * width + 0.5);
+  return "[" + std::string(filled, '#') + std::string(width - filled, '-') + "]";
+}
+
+std::string pad(std::string text, std::size_t width) {
+  if (text.size() < width) text.append(width - text.size(), ' ');
+  return text;
+}
+
+std::string lpad(std::string text, std::size_t width) {
+  if (text.size() < width) text.insert(0, width - text.size(), ' ');
+  return text;
+}
+
+std::string reasons(const StepStats& step) {
+  std::string out;
+  for (const auto& [reason, count] : step.drops_by_reason) out += (out.empty() ? "" : ", ") + reason + " " + with_commas(count);
+  return out;
+}
+
+}  // namespace
+
+std::string with_commas(std::int64_t value) {
+  std::string digits = std::to_string(value < 0 ? -value : value);
+  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(static_cast<std::size_t>(i), ",");
+  return value < 0 ? "-" + digits : digits;
+}
+
+std::string progress_block(const engine::RunSnapshot& s) {
+  std::ostringstream out;
+  const double mb = static_cast<double>(s.source_progress.done) / 1e6;
+  out << "run " << s.run << " of " << s.pipeline << "  ";
+  if (s.source_progress.total > 0) {
+    const double fraction = static_cast<double>(s.source_progress.done) / static_cast<double>(s.source_progress.total);
+    out << bar(fraction, 30) << " " << fixed(100 * fraction, 1) << "%  ";
+  }
+  out << with_commas(s.records_read) << " records  ";
+  if (s.elapsed_s > 0) out << fixed(mb / s.elapsed_s, 1) << " MB/s  ";
+  out << fixed(s.elapsed_s, 0) << " s\n";
+  for (const StepStats& step : s.steps) {
+    out << "  " << pad(step.step, 20) << " in " << lpad(with_commas(step.records_in), 12) << "  kept "
+        << lpad(with_commas(step.kept), 12);
+    if (step.dropped) out << "  dropped " << with_commas(step.dropped) << " (" << reasons(step) << ")";
+    out << "\n";
+  }
+  if (!s.finishing_step.empty()) {
+    out << "  finishing " << s.finishing_step;
+    if (s.finish_total > 0)
+      out << " " << bar(s.finish_done / s.finish_total, 20) << " " << fixed(s.finish_done, 0) << "/"
+          << fixed(s.finish_total, 0) << " " << s.finish_unit;
+    out << "\n";
+  }
+  return out.str();
+}
+
+std::string summary(const engine::RunSnapshot& s) {
+  std::ostringstream out;
+  out << "run " << s.run << " of pipeline '" << s.pipeline << "' " << store::to_string(s.status);
+  if (s.resumed) out << " (resumed from its checkpoint)";
+  out << " after " << fixed(s.elapsed_s, 1) << " s: " << with_commas(s.records_read) << " records read";
+  if (s.elapsed_s > 0) {
+    out << " (" << with_commas(static_cast<std::int64_t>(static_cast<double>(s.records_read) / s.elapsed_s))
+        << " records/s";
+    if (s.source_progress.done) out << ", " << fixed(static_cast<double>(s.source_progress.done) / 1e6 / s.elapsed_s, 1) << " MB/s";
+    out << ")";
+  }
+  out << ", " << s.checkpoints << " checkpoints\n";
+  if (!s.error.empty()) out << "error: " << s.error << "\n";
+  out << pad("step", 22) << pad("plugin", 16) << lpad("in", 12) << lpad("kept", 12) << lpad("dropped", 10)
+      << lpad("errors", 8) << lpad("busy s", 9) << "\n";
+  for (const StepStats& step : s.steps) {
+    out << pad(step.step, 22) << pad(step.plugin, 16) << lpad(with_commas(step.records_in), 12)
+        << lpad(with_commas(step.kept), 12) << lpad(with_commas(step.dropped), 10)
+        << lpad(with_commas(step.errors), 8) << lpad(fixed(static_cast<double>(step.busy_ns) / 1e9, 2), 9) << "\n";
+    for (const auto& [reason, count] : step.drops_by_reason)
+      out << "    dropped " << pad(reason, 28) << lpad(with_commas(count), 12) << "\n";
+    for (const auto& [name, value] : step.counters) out << "    " << pad(name, 36) << lpad(with_commas(value), 12) << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace distill::cli

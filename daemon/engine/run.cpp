@@ -1,0 +1,477 @@
+// The engine proper. A run is a sequence of segments; each segment is a
+// TBB flow graph that reads up to `checkpoint_every_records` records and
+// drains completely, so that when it returns every record read has passed
+// every step and sink. Between segments the run commits a checkpoint: the
+// source position, every instance's buffered state, counters and drop
+// samples, in one RocksDB write.
+//
+// Graph of a segment, per step: [parallel part] -> sequencer -> serial part.
+//   reader -> limiter(max_inflight_batches) -> step 0 -> ... -> step n -> done
+// `done` releases a limiter slot, which bounds the batches in memory.
+#include "engine/run.h"
+
+#include <distill/content_id.h>
+#include <distill/record_json.h>
+#include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <chrono>
+#include <mutex>
+
+#include "engine/step.h"
+
+namespace distill::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using store::RunStatus;
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct EngineBatch {
+  Batch batch;
+  std::uint64_t seq = 0;
+  std::vector<bool> accounted;  // drop already counted at an earlier step
+};
+using BatchPtr = std::shared_ptr<EngineBatch>;
+using BatchNode = tbb::flow::function_node<BatchPtr, BatchPtr>;
+using AsyncNode = tbb::flow::async_node<BatchPtr, BatchPtr>;
+
+}  // namespace
+
+class Run::Impl : public RunServices {
+ public:
+  Impl(store::Store& store, const spec::PipelineSpec& spec, RunOptions options)
+      : store_(store), spec_(spec), options_(options), runs_(store) {}
+
+  RunStatus execute();
+  void stop() { stop_requested_ = true; }
+  RunSnapshot snapshot() const;
+
+  store::Store& store() override { return store_; }
+  bool cancelled() const override { return stop_requested_ || failed_; }
+  std::vector<StepStats> stats() const override;
+  void progress(const std::string& step, double done, double total, std::string_view unit) override {
+    std::lock_guard lock(mutex_);
+    finishing_step_ = step;
+    finish_done_ = done;
+    finish_total_ = total;
+    finish_unit_ = unit;
+  }
+
+ private:
+  std::optional<store::Checkpoint> begin();
+  void construct_steps(const std::optional<store::Checkpoint>& checkpoint);
+  bool run_segment();
+  void connect_step(tbb::flow::graph& g, Step& step, tbb::flow::sender<BatchPtr>*& tail,
+                    std::vector<std::unique_ptr<tbb::flow::graph_node>>& nodes);
+  void run_parallel(Step& step, EngineBatch& batch);
+  void start_async(Step& step, const BatchPtr& batch, AsyncNode::gateway_type& gateway);
+  void run_serial(Step& step, EngineBatch& batch);
+  void account(Step& step, EngineBatch& batch);
+  void commit(std::optional<RunStatus> new_status);
+  void finish_sinks();
+  void end(RunStatus status);
+  void fail(const std::string& where, const std::string& message);
+  template <class F>
+  void guarded(Step& step, const char* what, F&& body);
+
+  store::Store& store_;
+  const spec::PipelineSpec& spec_;
+  RunOptions options_;
+  store::RunStore runs_;
+  store::RunMeta meta_;
+  bool resumed_ = false;
+  std::vector<std::unique_ptr<Step>> steps_;  // [0] is the source, then stages, then sinks
+  std::string position_;
+
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> failed_{false};
+  std::atomic<std::int64_t> records_read_{0};
+  std::atomic<std::int64_t> checkpoints_{0};
+  std::atomic<std::size_t> inflight_{0};
+  std::atomic<std::size_t> max_inflight_{0};
+  std::atomic<std::uint64_t> progress_done_{0};
+  std::atomic<std::uint64_t> progress_total_{0};
+  Clock::time_point started_ = Clock::now();
+
+  mutable std::mutex mutex_;  // guards the fields below
+  RunStatus status_ = RunStatus::Running;
+  std::string error_;
+  std::string finishing_step_;
+  double finish_done_ = 0;
+  double finish_total_ = 0;
+  std::string finish_unit_;
+};
+
+RunStatus Run::Impl::execute() {
+  started_ = Clock::now();
+  std::optional<store::Checkpoint> checkpoint = begin();
+  try {
+    construct_steps(checkpoint);
+  } catch (const std::exception& e) {
+    fail("starting the pipeline", e.what());
+  }
+  while (!failed_) {
+    const bool exhausted = run_segment();
+    if (failed_) break;
+    if (!exhausted) {
+      commit(stop_requested_ ? std::optional(RunStatus::Stopped) : std::nullopt);
+      if (stop_requested_ && !failed_) {
+        end(RunStatus::Stopped);
+        return RunStatus::Stopped;
+      }
+      continue;
+    }
+    commit(std::nullopt);
+    if (!failed_) finish_sinks();
+    if (!failed_) commit(RunStatus::Completed);
+    if (!failed_) {
+      end(RunStatus::Completed);
+      return RunStatus::Completed;
+    }
+  }
+  for (auto& step : steps_)
+    if (step->context) step->context->checkpointed_state().discard_pending();
+  try {
+    meta_.status = RunStatus::Failed;
+    meta_.ended_ms = wall_ms();
+    meta_.error = snapshot().error;
+    rocksdb::WriteBatch batch;
+    runs_.put_meta(batch, spec_.name, meta_);
+    store_.write(batch, true);
+  } catch (const std::exception&) {
+    // The store itself is failing (e.g. disk full); the run stays
+    // "running" on disk and resumes from its last checkpoint next time.
+  }
+  end(RunStatus::Failed);
+  return RunStatus::Failed;
+}
+
+std::optional<store::Checkpoint> Run::Impl::begin() {
+  std::optional<store::RunMeta> latest = runs_.latest_run(spec_.name);
+  rocksdb::WriteBatch batch;
+  std::optional<store::Checkpoint> checkpoint;
+  if (latest && latest->status != RunStatus::Completed && !options_.new_run) {
+    if (latest->fingerprint != spec_.fingerprint)
+      throw RunError("pipeline '" + spec_.name + "' changed since its run " + std::to_string(latest->run) +
+                     " was interrupted: resuming under other plugins or parameters would mix two outputs. "
+                     "Restore the previous pipeline file to resume run " + std::to_string(latest->run) +
+                     ", or start run " + std::to_string(latest->run + 1) + " with --new-run");
+    meta_ = *latest;
+    resumed_ = true;
+    checkpoint = runs_.checkpoint(spec_.name, meta_.run);
+  } else {
+    if (latest && latest->status != RunStatus::Completed) {
+      latest->status = RunStatus::Failed;
+      latest->error = "abandoned: run " + std::to_string(latest->run + 1) + " was started with --new-run";
+      runs_.put_meta(batch, spec_.name, *latest);
+    }
+    meta_ = {latest ? latest->run + 1 : 1, RunStatus::Running, spec_.fingerprint, wall_ms(), 0, ""};
+  }
+  meta_.status = RunStatus::Running;
+  meta_.error.clear();
+  runs_.put_meta(batch, spec_.name, meta_);
+  store_.write(batch, true);
+  return checkpoint;
+}
+
+void Run::Impl::construct_steps(const std::optional<store::Checkpoint>& checkpoint) {
+  std::vector<const spec::StepSpec*> specs = {&spec_.source};
+  for (const auto& s : spec_.stages) specs.push_back(&s);
+  for (const auto& s : spec_.sinks) specs.push_back(&s);
+  for (const spec::StepSpec* s : specs) {
+    auto step = std::make_unique<Step>(*s);
+    if (checkpoint)
+      for (const StepStats& saved : checkpoint->steps)
+        if (saved.step == s->name) step->counters.restore(saved);
+    steps_.push_back(std::move(step));
+  }
+  for (auto& step : steps_) {
+    const spec::StepSpec& s = step->spec;
+    step->context = std::make_unique<StepContext>(*this, s, RunInfo{spec_.name, meta_.run, s.name, resumed_},
+                                                  step->counters);
+    unsigned declared = 0;
+    try {
+      switch (s.kind) {
+        case Kind::Source:
+          step->source = s.component->make_source(*step->context);
+          declared = step->source->decode_parallelism();
+          break;
+        case Kind::Stage:
+          step->stage = s.component->make_stage(*step->context);
+          step->async = step->stage->is_async();
+          declared = step->stage->prepare_parallelism();
+          break;
+        case Kind::Sink:
+          step->sink = s.component->make_sink(*step->context);
+          declared = step->sink->encode_parallelism();
+          break;
+      }
+    } catch (const std::exception& e) {
+      throw RunError(s.name + " (plugin " + s.plugin->name + "): " + e.what());
+    }
+    step->parallelism = s.parallelism_cap ? std::min(declared, s.parallelism_cap) : declared;
+  }
+  if (checkpoint) {
+    position_ = checkpoint->position;
+    records_read_ = checkpoint->records_read;
+    if (!position_.empty()) {
+      try {
+        steps_[0]->source->seek(position_);
+      } catch (const std::exception& e) {
+        throw RunError("cannot resume the source at its checkpoint: " + std::string(e.what()));
+      }
+    }
+  }
+}
+
+template <class F>
+void Run::Impl::guarded(Step& step, const char* what, F&& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    step.counters.errors++;
+    fail(step.spec.name + " (plugin " + step.spec.plugin->name + ") failed in " + what, e.what());
+  } catch (...) {
+    step.counters.errors++;
+    fail(step.spec.name + " (plugin " + step.spec.plugin->name + ") failed in " + what, "unknown exception");
+  }
+}
+
+void Run::Impl::fail(const std::string& where, const std::string& message) {
+  std::lock_guard lock(mutex_);
+  if (error_.empty()) error_ = where + ": " + message;
+  failed_ = true;
+}
+
+bool Run::Impl::run_segment() {
+  bool exhausted = false;
+  tbb::task_arena arena(static_cast<int>(spec_.engine.threads));
+  arena.execute([&] {
+    tbb::flow::graph g;
+    std::uint64_t seq = 0;
+    std::int64_t segment_records = 0;
+    Step& source = *steps_[0];
+    tbb::flow::input_node<BatchPtr> reader(g, [&](tbb::flow_control& fc) -> BatchPtr {
+      if (segment_records >= spec_.engine.checkpoint_every_records || stop_requested_ || failed_) {
+        fc.stop();
+        return nullptr;
+      }
+      auto batch = std::make_shared<EngineBatch>();
+      bool more = false;
+      const auto t0 = Clock::now();
+      guarded(source, "next()", [&] { more = source.source->next(batch->batch, spec_.engine.batch_size); });
+      source.counters.busy_ns += std::chrono::nanoseconds(Clock::now() - t0).count();
+      if (failed_ || (!more && batch->batch.slots.empty())) {
+        exhausted = !failed_;
+        fc.stop();
+        return nullptr;
+      }
+      position_ = source.source->position();
+      const SourceProgress progress = source.source->progress();
+      progress_done_ = progress.done;
+      progress_total_ = progress.total;
+      batch->seq = seq++;
+      segment_records += static_cast<std::int64_t>(batch->batch.slots.size());
+      records_read_ += static_cast<std::int64_t>(batch->batch.slots.size());
+      const std::size_t now_inflight = ++inflight_;
+      std::size_t seen = max_inflight_.load();
+      while (now_inflight > seen && !max_inflight_.compare_exchange_weak(seen, now_inflight)) {
+      }
+      return batch;
+    });
+    tbb::flow::limiter_node<BatchPtr> limiter(g, spec_.engine.max_inflight_batches);
+    tbb::flow::make_edge(reader, limiter);
+    std::vector<std::unique_ptr<tbb::flow::graph_node>> nodes;
+    tbb::flow::sender<BatchPtr>* tail = &limiter;
+    for (auto& step : steps_) connect_step(g, *step, tail, nodes);
+    tbb::flow::function_node<BatchPtr, tbb::flow::continue_msg> done(
+        g, tbb::flow::serial, [this](const BatchPtr&) {
+          --inflight_;
+          return tbb::flow::continue_msg();
+        });
+    tbb::flow::make_edge(*tail, done);
+    tbb::flow::make_edge(done, limiter.decrementer());
+    reader.activate();
+    g.wait_for_all();
+  });
+  return exhausted;
+}
+
+void Run::Impl::connect_step(tbb::flow::graph& g, Step& step, tbb::flow::sender<BatchPtr>*& tail,
+                             std::vector<std::unique_ptr<tbb::flow::graph_node>>& nodes) {
+  if (step.async) {
+    auto node = std::make_unique<AsyncNode>(
+        g, tbb::flow::unlimited,
+        [this, &step](const BatchPtr& batch, AsyncNode::gateway_type& gateway) { start_async(step, batch, gateway); });
+    tbb::flow::make_edge(*tail, *node);
+    tail = node.get();
+    nodes.push_back(std::move(node));
+  } else if (step.parallelism > 0) {
+    auto node = std::make_unique<BatchNode>(g, step.parallelism, [this, &step](const BatchPtr& batch) {
+      run_parallel(step, *batch);
+      return batch;
+    });
+    tbb::flow::make_edge(*tail, *node);
+    tail = node.get();
+    nodes.push_back(std::move(node));
+  }
+  auto order = std::make_unique<tbb::flow::sequencer_node<BatchPtr>>(g, [](const BatchPtr& b) { return b->seq; });
+  auto serial = std::make_unique<BatchNode>(g, tbb::flow::serial, [this, &step](const BatchPtr& batch) {
+    run_serial(step, *batch);
+    return batch;
+  });
+  tbb::flow::make_edge(*tail, *order);
+  tbb::flow::make_edge(*order, *serial);
+  tail = serial.get();
+  nodes.push_back(std::move(order));
+  nodes.push_back(std::move(serial));
+}
+
+void Run::Impl::run_parallel(Step& step, EngineBatch& batch) {
+  if (failed_) return;
+  const auto t0 = Clock::now();
+  switch (step.spec.kind) {
+    case Kind::Source: guarded(step, "decode()", [&] { step.source->decode(batch.batch); }); break;
+    case Kind::Stage: guarded(step, "prepare()", [&] { step.stage->prepare(batch.batch); }); break;
+    case Kind::Sink: guarded(step, "encode()", [&] { step.sink->encode(batch.batch); }); break;
+  }
+  step.counters.busy_ns += std::chrono::nanoseconds(Clock::now() - t0).count();
+}
+
+void Run::Impl::start_async(Step& step, const BatchPtr& batch, AsyncNode::gateway_type& gateway) {
+  gateway.reserve_wait();
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  auto done = [batch, &gateway, once] {
+    if (once->exchange(true)) return;
+    gateway.try_put(batch);
+    gateway.release_wait();
+  };
+  if (failed_) {
+    done();
+    return;
+  }
+  guarded(step, "prepare_async()", [&] { step.stage->prepare_async(batch->batch, done); });
+  if (failed_) done();
+}
+
+void Run::Impl::run_serial(Step& step, EngineBatch& batch) {
+  if (failed_) return;
+  const auto t0 = Clock::now();
+  switch (step.spec.kind) {
+    case Kind::Source:
+      for (Slot& slot : batch.batch.slots)
+        if (slot.record.id.empty()) slot.record.id = content_id(slot.record);
+      break;
+    case Kind::Stage: guarded(step, "process()", [&] { step.stage->process(batch.batch); }); break;
+    case Kind::Sink: guarded(step, "write()", [&] { step.sink->write(batch.batch); }); break;
+  }
+  step.counters.busy_ns += std::chrono::nanoseconds(Clock::now() - t0).count();
+  account(step, batch);
+  batch.batch.scratch.reset();
+}
+
+void Run::Impl::account(Step& step, EngineBatch& batch) {
+  batch.accounted.resize(batch.batch.slots.size(), false);  // a source's decode() may add slots
+  std::int64_t live = 0;
+  std::int64_t dropped_here = 0;
+  for (std::size_t i = 0; i < batch.batch.slots.size(); ++i) {
+    Slot& slot = batch.batch.slots[i];
+    if (slot.live()) {
+      ++live;
+      continue;
+    }
+    if (batch.accounted[i]) continue;
+    batch.accounted[i] = true;
+    slot.dropped_by = step.spec.name;
+    ++dropped_here;
+    const std::int64_t before = step.counters.count_drop(slot.drop_reason);
+    if (before < static_cast<std::int64_t>(spec_.engine.drop_samples))
+      step.pending_samples.push_back(
+          {step.spec.name, slot.drop_reason, static_cast<std::uint64_t>(before),
+           to_json(slot.record).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)});
+  }
+  step.counters.in += live + dropped_here;
+  step.counters.kept += live;
+}
+
+void Run::Impl::commit(std::optional<RunStatus> new_status) {
+  for (auto& step : steps_)
+    if (step->sink) guarded(*step, "flush()", [&] { step->sink->flush(); });
+  if (failed_) return;
+  try {
+    rocksdb::WriteBatch batch;
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      Step& step = *steps_[i];
+      step.context->checkpointed_state().move_pending_to(batch);
+      for (const store::DropSample& sample : step.pending_samples)
+        runs_.put_drop(batch, spec_.name, meta_.run, static_cast<std::uint32_t>(i), sample);
+      step.pending_samples.clear();
+    }
+    runs_.put_checkpoint(batch, spec_.name, meta_.run, {position_, records_read_.load(), stats()});
+    if (new_status) {
+      meta_.status = *new_status;
+      meta_.ended_ms = wall_ms();
+      runs_.put_meta(batch, spec_.name, meta_);
+    }
+    store_.write(batch, true);
+    ++checkpoints_;
+  } catch (const std::exception& e) {
+    fail("committing a checkpoint", e.what());
+  }
+}
+
+void Run::Impl::finish_sinks() {
+  for (auto& step : steps_) {
+    if (!step->sink || failed_) continue;
+    progress(step->spec.name, 0, 0, "");
+    guarded(*step, "finish()", [&] { step->sink->finish(); });
+  }
+  progress("", 0, 0, "");
+}
+
+void Run::Impl::end(RunStatus status) {
+  std::lock_guard lock(mutex_);
+  status_ = status;
+}
+
+std::vector<StepStats> Run::Impl::stats() const {
+  std::vector<StepStats> out;
+  for (const auto& step : steps_) out.push_back(step->counters.snapshot(step->spec.name, step->spec.plugin->name));
+  return out;
+}
+
+RunSnapshot Run::Impl::snapshot() const {
+  RunSnapshot s;
+  s.pipeline = spec_.name;
+  s.run = meta_.run;
+  s.resumed = resumed_;
+  s.records_read = records_read_;
+  s.source_progress = {progress_done_.load(), progress_total_.load()};
+  s.steps = stats();
+  s.inflight_batches = inflight_;
+  s.max_inflight_batches_seen = max_inflight_;
+  s.checkpoints = checkpoints_;
+  s.elapsed_s = std::chrono::duration<double>(Clock::now() - started_).count();
+  std::lock_guard lock(mutex_);
+  s.status = status_;
+  s.error = error_;
+  s.finishing_step = finishing_step_;
+  s.finish_done = finish_done_;
+  s.finish_total = finish_total_;
+  s.finish_unit = finish_unit_;
+  return s;
+}
+
+Run::Run(store::Store& store, const spec::PipelineSpec& spec, RunOptions options)
+    : impl_(std::make_unique<Impl>(store, spec, options)) {}
+Run::~Run() = default;
+RunStatus Run::execute() { return impl_->execute(); }
+void Run::stop() { impl_->stop(); }
+RunSnapshot Run::snapshot() const { return impl_->snapshot(); }
+
+}  // namespace distill::engine

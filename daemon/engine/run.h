@@ -1,0 +1,74 @@
+// One execution of a pipeline: starts a new run or resumes an interrupted
+// one from its checkpoint, drives the TBB flow graph segment by segment
+// (a checkpoint between segments), and reports live counters. A library
+// type: `distilld run` and the daemon are thin front ends over it.
+#pragma once
+
+#include <distill/plugin.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "spec/pipeline_spec.h"
+#include "store/runs.h"
+#include "store/store.h"
+
+namespace distill::engine {
+
+struct RunOptions {
+  // Abandon an interrupted run of this pipeline and start a new one.
+  bool new_run = false;
+};
+
+struct RunSnapshot {
+  std::string pipeline;
+  std::uint64_t run = 0;
+  store::RunStatus status = store::RunStatus::Running;
+  bool resumed = false;
+  std::string error;
+  std::int64_t records_read = 0;
+  SourceProgress source_progress;
+  std::vector<StepStats> steps;  // source, stages, sinks in pipeline order
+  std::size_t inflight_batches = 0;
+  std::size_t max_inflight_batches_seen = 0;  // includes the one batch the reader holds
+  std::int64_t checkpoints = 0;
+  double elapsed_s = 0;
+  // Set while a sink's finish() reports progress.
+  std::string finishing_step;
+  double finish_done = 0;
+  double finish_total = 0;
+  std::string finish_unit;
+};
+
+class RunError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Run {
+ public:
+  Run(store::Store& store, const spec::PipelineSpec& spec, RunOptions options = {});
+  ~Run();
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
+
+  // Runs until the input is exhausted and the sinks have finished, until
+  // stop(), or until a step fails. Returns the final status; a failure's
+  // message is in snapshot().error. Throws RunError only when the run
+  // cannot start (e.g. the pipeline changed since its interrupted run).
+  store::RunStatus execute();
+  // Thread-safe: ends the current segment, commits a checkpoint, and makes
+  // execute() return Stopped. The run resumes on the next execute().
+  void stop();
+  // Thread-safe.
+  RunSnapshot snapshot() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace distill::engine

@@ -1,0 +1,98 @@
+// Step counters and the Context each plugin instance is given.
+#include "engine/step.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "store/keys.h"
+
+namespace distill::engine {
+namespace {
+
+// Log lines go to stderr as "[pipeline/step] level: message".
+class StderrLogger : public Logger {
+ public:
+  explicit StderrLogger(std::string prefix) : prefix_(std::move(prefix)) {}
+  void info(std::string_view message) override { write("info", message); }
+  void warn(std::string_view message) override { write("warning", message); }
+  void error(std::string_view message) override { write("error", message); }
+
+ private:
+  void write(const char* level, std::string_view message) {
+    std::fprintf(stderr, "[%s] %s: %.*s\n", prefix_.c_str(), level, static_cast<int>(message.size()),
+                 message.data());
+  }
+  std::string prefix_;
+};
+
+std::string state_prefix(const std::string& pipeline, const std::string& step) {
+  std::string prefix;
+  store::append_text(prefix, pipeline);
+  store::append_text(prefix, step);
+  return prefix;
+}
+
+}  // namespace
+
+std::int64_t StepCounters::count_drop(const std::string& reason) {
+  dropped.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(mutex_);
+  return reasons_[reason]++;
+}
+
+std::atomic<std::int64_t>& StepCounters::custom(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  auto it = custom_.find(name);
+  if (it == custom_.end())
+    it = custom_.emplace(std::string(name), std::make_unique<std::atomic<std::int64_t>>(0)).first;
+  return *it->second;
+}
+
+StepStats StepCounters::snapshot(const std::string& step, const std::string& plugin) const {
+  StepStats stats;
+  stats.step = step;
+  stats.plugin = plugin;
+  stats.records_in = in.load();
+  stats.kept = kept.load();
+  stats.dropped = dropped.load();
+  stats.errors = errors.load();
+  stats.busy_ns = busy_ns.load();
+  std::lock_guard lock(mutex_);
+  stats.drops_by_reason.assign(reasons_.begin(), reasons_.end());
+  for (const auto& [name, value] : custom_) stats.counters.emplace_back(name, value->load());
+  return stats;
+}
+
+void StepCounters::restore(const StepStats& saved) {
+  in = saved.records_in;
+  kept = saved.kept;
+  dropped = saved.dropped;
+  errors = saved.errors;
+  busy_ns = saved.busy_ns;
+  std::lock_guard lock(mutex_);
+  reasons_.clear();
+  for (const auto& [reason, count] : saved.drops_by_reason) reasons_[reason] = count;
+  for (const auto& [name, value] : saved.counters)
+    custom_[name] = std::make_unique<std::atomic<std::int64_t>>(value);
+}
+
+StepContext::StepContext(RunServices& run, const spec::StepSpec& spec, RunInfo info, StepCounters& counters)
+    : run_(run),
+      spec_(spec),
+      info_(std::move(info)),
+      counters_(counters),
+      state_(run.store(), state_prefix(info_.pipeline, spec.name)),
+      logger_(std::make_unique<StderrLogger>(info_.pipeline + "/" + spec.name)) {}
+
+KeyValue& StepContext::shared(std::string_view name) {
+  std::lock_guard lock(shared_mutex_);
+  auto it = shared_.find(name);
+  if (it == shared_.end()) {
+    std::string prefix;
+    store::append_text(prefix, name);
+    it = shared_.emplace(std::string(name), std::make_unique<store::SharedNamespace>(run_.store(), prefix)).first;
+  }
+  return *it->second;
+}
+
+}  // namespace distill::engine

@@ -1,0 +1,31 @@
+// Checks a YAML block against a plugin's declared parameters and produces
+// the normalised values the plugin reads: defaults filled in, booleans as
+// "true"/"false", paths resolved against the pipeline file's folder.
+#pragma once
+
+#include <distill/params.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace distill::spec {
+
+// Converts a yaml-cpp node into a Value with 1-based line/column marks, or
+// with `fixed_mark` on every node (for defaults, which stand in no file).
+Value to_value(const YAML::Node& node, std::optional<Mark> fixed_mark = std::nullopt);
+
+// Appends to `out` one Diagnostic per problem (unknown, missing, wrong
+// type, out of range) and returns the normalised object. `key_path` is the
+// dotted prefix used in messages; keys in `reserved` are skipped silently.
+Value::Object validate_params(const Value& block, const std::vector<ParamSpec>& specs, const std::string& key_path,
+                              const std::set<std::string>& reserved, const std::filesystem::path& base_dir,
+                              std::vector<Diagnostic>& out);
+
+// "did you mean 'format'?" when `word` is within two edits of a candidate, else "".
+std::string suggestion(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace distill::spec

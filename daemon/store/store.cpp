@@ -1,0 +1,91 @@
+// Opens the RocksDB database with distilld's column families and wraps the
+// few operations the rest of the daemon uses, turning RocksDB statuses into
+// StoreError messages that say what failed.
+#include "store/store.h"
+
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include <array>
+
+namespace distill::store {
+namespace {
+
+constexpr std::array<const char*, 5> kFamilyNames = {"runs", "checkpoints", "plugin_state", "drops",
+                                                     "shared"};
+
+rocksdb::ColumnFamilyOptions family_options() {
+  rocksdb::ColumnFamilyOptions options;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.compression = rocksdb::kLZ4Compression;
+  return options;
+}
+
+}  // namespace
+
+void check(const rocksdb::Status& status, std::string_view what) {
+  if (!status.ok()) throw StoreError(std::string(what) + ": " + status.ToString());
+}
+
+std::unique_ptr<Store> Store::open(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw StoreError("cannot create state folder " + dir.string() + ": " + ec.message());
+
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.max_background_jobs = 2;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, family_options());
+  for (const char* name : kFamilyNames) descriptors.emplace_back(name, family_options());
+
+  std::unique_ptr<Store> store(new Store());
+  store->dir_ = dir;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  check(rocksdb::DB::Open(options, dir.string(), descriptors, &handles, &raw),
+        "cannot open the state database in " + dir.string());
+  store->db_.reset(raw);
+  store->families_ = std::move(handles);
+  return store;
+}
+
+Store::~Store() {
+  for (rocksdb::ColumnFamilyHandle* handle : families_) db_->DestroyColumnFamilyHandle(handle);
+}
+
+rocksdb::ColumnFamilyHandle* Store::family(Family family) const {
+  return families_[1 + static_cast<std::size_t>(family)];
+}
+
+std::optional<std::string> Store::get(Family family, std::string_view key) const {
+  std::string value;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), this->family(family), key, &value);
+  if (status.IsNotFound()) return std::nullopt;
+  check(status, "reading the state database");
+  return value;
+}
+
+void Store::put(Family family, std::string_view key, std::string_view value) {
+  check(db_->Put(rocksdb::WriteOptions(), this->family(family), key, value), "writing the state database");
+}
+
+void Store::write(rocksdb::WriteBatch& batch, bool sync) {
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  check(db_->Write(options, &batch), "committing to the state database");
+}
+
+void Store::scan(Family family, std::string_view prefix,
+                 const std::function<bool(std::string_view, std::string_view)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), this->family(family)));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+    if (!visit(it->key().ToStringView(), it->value().ToStringView())) break;
+  check(it->status(), "scanning the state database");
+}
+
+}  // namespace distill::store

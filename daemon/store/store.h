@@ -1,0 +1,62 @@
+// The daemon's one RocksDB database: opening it with its column families,
+// and the small typed operations the engine needs. Column families:
+//   runs          pipeline \0 run(u64)            -> RunMeta JSON
+//   checkpoints   pipeline \0 run(u64)            -> Checkpoint JSON
+//   plugin_state  pipeline \0 step \0 user-key    -> plugin bytes
+//   drops         pipeline \0 run step(u32) reason \0 seq(u64) -> sampled dropped record JSON
+//   shared        namespace \0 user-key           -> bytes (caches shared by pipelines)
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace distill::store {
+
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class Family { Runs, Checkpoints, PluginState, Drops, Shared };
+
+class Store {
+ public:
+  // Opens (creating if needed) the database in `dir`. Throws StoreError
+  // naming the folder and RocksDB's reason (e.g. locked by another process).
+  static std::unique_ptr<Store> open(const std::filesystem::path& dir);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  rocksdb::DB& db() { return *db_; }
+  rocksdb::ColumnFamilyHandle* family(Family family) const;
+  const std::filesystem::path& dir() const { return dir_; }
+
+  std::optional<std::string> get(Family family, std::string_view key) const;
+  void put(Family family, std::string_view key, std::string_view value);
+  // Applies a batch atomically; `sync` waits for the WAL to reach the disk.
+  void write(rocksdb::WriteBatch& batch, bool sync);
+  // Visits keys with `prefix` in order until `visit` returns false.
+  void scan(Family family, std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& visit) const;
+
+ private:
+  Store() = default;
+  std::filesystem::path dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> families_;
+};
+
+// Throws StoreError with `what` and the status text unless the status is ok.
+void check(const rocksdb::Status& status, std::string_view what);
+
+}  // namespace distill::store

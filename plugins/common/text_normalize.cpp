@@ -1,0 +1,117 @@
+// Normalisation with utf8proc, with an ASCII fast path (NFKC and case
+// folding of ASCII need no tables).
+#include "text_normalize.h"
+
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace distill::text {
+namespace {
+
+bool is_ascii(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+bool is_ascii_punct(char c) {
+  return (c >= '!' && c <= '/') || (c >= ':' && c <= '@') || (c >= '[' && c <= '`') || (c >= '{' && c <= '~');
+}
+
+// Appends one character (already case-folded/NFKC'd) applying the
+// whitespace, punctuation and digit rules.
+class Builder {
+ public:
+  Builder(const NormalizeOptions& options, std::size_t reserve) : options_(options) { out_.reserve(reserve); }
+
+  void add(std::int32_t cp, bool space, bool punct, bool digit) {
+    if (options_.punctuation && punct) return;
+    if (options_.whitespace && space) {
+      pending_space_ = !out_.empty();
+      return;
+    }
+    if (pending_space_) {
+      out_.push_back(' ');
+      pending_space_ = false;
+    }
+    if (options_.digits && digit) cp = '0';
+    if (cp < 0x80) {
+      out_.push_back(static_cast<char>(cp));
+      return;
+    }
+    utf8proc_uint8_t bytes[4];
+    const utf8proc_ssize_t n = utf8proc_encode_char(cp, bytes);
+    out_.append(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(n));
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  const NormalizeOptions& options_;
+  std::string out_;
+  bool pending_space_ = false;
+};
+
+std::string normalize_ascii(std::string_view text, const NormalizeOptions& options) {
+  Builder builder(options, text.size());
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    const char folded = options.casefold && u < 0x80 ? static_cast<char>(std::tolower(u)) : c;
+    builder.add(static_cast<unsigned char>(folded), std::isspace(u) != 0, is_ascii_punct(c), std::isdigit(u) != 0);
+  }
+  return builder.take();
+}
+
+bool is_punctuation(utf8proc_category_t category) {
+  return category >= UTF8PROC_CATEGORY_PC && category <= UTF8PROC_CATEGORY_SO;
+}
+
+bool is_space(std::int32_t cp, utf8proc_category_t category) {
+  return cp == '\t' || cp == '\n' || cp == '\r' || cp == '\v' || cp == '\f' || category == UTF8PROC_CATEGORY_ZS ||
+         category == UTF8PROC_CATEGORY_ZL || category == UTF8PROC_CATEGORY_ZP;
+}
+
+}  // namespace
+
+ParamSpec normalize_param() {
+  return param::StringList("normalize", "text normalisation applied before hashing")
+      .default_value("[nfkc, casefold, whitespace]")
+      .one_of({"nfkc", "casefold", "whitespace", "punctuation", "digits"});
+}
+
+NormalizeOptions normalize_options(const std::vector<std::string>& names) {
+  NormalizeOptions options{false, false, false, false, false};
+  for (const std::string& name : names) {
+    if (name == "nfkc") options.nfkc = true;
+    if (name == "casefold") options.casefold = true;
+    if (name == "whitespace") options.whitespace = true;
+    if (name == "punctuation") options.punctuation = true;
+    if (name == "digits") options.digits = true;
+  }
+  return options;
+}
+
+std::string normalize(std::string_view text, const NormalizeOptions& options) {
+  if (is_ascii(text)) return normalize_ascii(text, options);
+  int flags = UTF8PROC_STABLE;
+  if (options.nfkc) flags |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
+  if (options.casefold) flags |= UTF8PROC_CASEFOLD;
+  utf8proc_uint8_t* mapped = nullptr;
+  const utf8proc_ssize_t length = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                               static_cast<utf8proc_ssize_t>(text.size()), &mapped,
+                                               static_cast<utf8proc_option_t>(flags));
+  if (length < 0) return normalize_ascii(text, options);
+  std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(mapped, &std::free);
+  Builder builder(options, static_cast<std::size_t>(length));
+  const utf8proc_uint8_t* at = mapped;
+  const utf8proc_uint8_t* end = mapped + length;
+  while (at < end) {
+    std::int32_t cp = 0;
+    const utf8proc_ssize_t n = utf8proc_iterate(at, end - at, &cp);
+    at += n;
+    const utf8proc_category_t category = utf8proc_category(cp);
+    builder.add(cp, is_space(cp, category), is_punctuation(category), category == UTF8PROC_CATEGORY_ND);
+  }
+  return builder.take();
+}
+
+}  // namespace distill::text
