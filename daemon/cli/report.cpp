@@ -44,7 +44,7 @@ std::string with_commas(std::int64_t value) {
 
 std::string progress_block(const engine::RunSnapshot& s) {
   std::ostringstream out;
-  const double mb = static_cast<double>(s.source_progress.done) / 1e6;
+  const double mb = static_cast<double>(s.bytes_read_here) / 1e6;
   out << "run " << s.run << " of " << s.pipeline << "  ";
   if (s.source_progress.total > 0) {
     const double fraction = static_cast<double>(s.source_progress.done) / static_cast<double>(s.source_progress.total);
@@ -71,13 +71,20 @@ std::string progress_block(const engine::RunSnapshot& s) {
 
 std::string summary(const engine::RunSnapshot& s) {
   std::ostringstream out;
-  out << "run " << s.run << " of pipeline '" << s.pipeline << "' " << store::to_string(s.status);
-  if (s.resumed) out << " (resumed from its checkpoint)";
-  out << " after " << fixed(s.elapsed_s, 1) << " s: " << with_commas(s.records_read) << " records read";
-  if (s.elapsed_s > 0) {
-    out << " (" << with_commas(static_cast<std::int64_t>(static_cast<double>(s.records_read) / s.elapsed_s))
+  out << "run " << s.run << " of pipeline '" << s.pipeline << "' ";
+  if (s.already_completed) {
+    out << "had already completed: nothing to do (--new-run starts run " << s.run + 1
+        << "; its input is deduped against earlier runs)\n";
+  } else {
+    out << store::to_string(s.status);
+    if (s.resumed) out << " (resumed from its checkpoint)";
+    out << " after " << fixed(s.elapsed_s, 1) << " s: ";
+  }
+  out << with_commas(s.records_read) << " records read";
+  if (s.elapsed_s > 0 && !s.already_completed) {
+    out << " (" << with_commas(static_cast<std::int64_t>(static_cast<double>(s.records_read_here) / s.elapsed_s))
         << " records/s";
-    if (s.source_progress.done) out << ", " << fixed(static_cast<double>(s.source_progress.done) / 1e6 / s.elapsed_s, 1) << " MB/s";
+    if (s.bytes_read_here) out << ", " << fixed(static_cast<double>(s.bytes_read_here) / 1e6 / s.elapsed_s, 1) << " MB/s";
     out << ")";
   }
   out << ", " << s.checkpoints << " checkpoints\n";

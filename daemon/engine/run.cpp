@@ -13,6 +13,8 @@
 #include <distill/content_id.h>
 #include <distill/record_json.h>
 #include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
 #include <chrono>
@@ -64,7 +66,8 @@ class Run::Impl : public RunServices {
 
  private:
   std::optional<store::Checkpoint> begin();
-  void construct_steps(const std::optional<store::Checkpoint>& checkpoint);
+  void make_steps(const std::optional<store::Checkpoint>& checkpoint);
+  void start_plugins(const std::optional<store::Checkpoint>& checkpoint);
   bool run_segment();
   void connect_step(tbb::flow::graph& g, Step& step, tbb::flow::sender<BatchPtr>*& tail,
                     std::vector<std::unique_ptr<tbb::flow::graph_node>>& nodes);
@@ -85,6 +88,9 @@ class Run::Impl : public RunServices {
   store::RunStore runs_;
   store::RunMeta meta_;
   bool resumed_ = false;
+  bool already_completed_ = false;
+  std::int64_t records_at_start_ = 0;
+  std::uint64_t bytes_at_start_ = 0;
   std::vector<std::unique_ptr<Step>> steps_;  // [0] is the source, then stages, then sinks
   std::string position_;
 
@@ -110,8 +116,13 @@ class Run::Impl : public RunServices {
 RunStatus Run::Impl::execute() {
   started_ = Clock::now();
   std::optional<store::Checkpoint> checkpoint = begin();
+  make_steps(checkpoint);
+  if (already_completed_) {
+    end(RunStatus::Completed);
+    return RunStatus::Completed;
+  }
   try {
-    construct_steps(checkpoint);
+    start_plugins(checkpoint);
   } catch (const std::exception& e) {
     fail("starting the pipeline", e.what());
   }
@@ -155,6 +166,11 @@ std::optional<store::Checkpoint> Run::Impl::begin() {
   std::optional<store::RunMeta> latest = runs_.latest_run(spec_.name);
   rocksdb::WriteBatch batch;
   std::optional<store::Checkpoint> checkpoint;
+  if (latest && latest->status == RunStatus::Completed && !options_.new_run) {
+    meta_ = *latest;
+    already_completed_ = true;
+    return runs_.checkpoint(spec_.name, meta_.run);
+  }
   if (latest && latest->status != RunStatus::Completed && !options_.new_run) {
     if (latest->fingerprint != spec_.fingerprint)
       throw RunError("pipeline '" + spec_.name + "' changed since its run " + std::to_string(latest->run) +
@@ -179,7 +195,7 @@ std::optional<store::Checkpoint> Run::Impl::begin() {
   return checkpoint;
 }
 
-void Run::Impl::construct_steps(const std::optional<store::Checkpoint>& checkpoint) {
+void Run::Impl::make_steps(const std::optional<store::Checkpoint>& checkpoint) {
   std::vector<const spec::StepSpec*> specs = {&spec_.source};
   for (const auto& s : spec_.stages) specs.push_back(&s);
   for (const auto& s : spec_.sinks) specs.push_back(&s);
@@ -190,6 +206,14 @@ void Run::Impl::construct_steps(const std::optional<store::Checkpoint>& checkpoi
         if (saved.step == s->name) step->counters.restore(saved);
     steps_.push_back(std::move(step));
   }
+  if (checkpoint) {
+    position_ = checkpoint->position;
+    records_read_ = checkpoint->records_read;
+    records_at_start_ = checkpoint->records_read;
+  }
+}
+
+void Run::Impl::start_plugins(const std::optional<store::Checkpoint>& checkpoint) {
   for (auto& step : steps_) {
     const spec::StepSpec& s = step->spec;
     step->context = std::make_unique<StepContext>(*this, s, RunInfo{spec_.name, meta_.run, s.name, resumed_},
@@ -217,8 +241,6 @@ void Run::Impl::construct_steps(const std::optional<store::Checkpoint>& checkpoi
     step->parallelism = s.parallelism_cap ? std::min(declared, s.parallelism_cap) : declared;
   }
   if (checkpoint) {
-    position_ = checkpoint->position;
-    records_read_ = checkpoint->records_read;
     if (!position_.empty()) {
       try {
         steps_[0]->source->seek(position_);
@@ -227,6 +249,8 @@ void Run::Impl::construct_steps(const std::optional<store::Checkpoint>& checkpoi
       }
     }
   }
+  progress_done_ = steps_[0]->source->progress().done;
+  bytes_at_start_ = progress_done_;
 }
 
 template <class F>
@@ -250,7 +274,12 @@ void Run::Impl::fail(const std::string& where, const std::string& message) {
 
 bool Run::Impl::run_segment() {
   bool exhausted = false;
-  tbb::task_arena arena(static_cast<int>(spec_.engine.threads));
+  const int threads = static_cast<int>(spec_.engine.threads);
+  // TBB caps its workers at the core count; a pipeline may ask for more.
+  std::optional<tbb::global_control> allow_threads;
+  if (threads > tbb::info::default_concurrency())
+    allow_threads.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+  tbb::task_arena arena(threads);
   arena.execute([&] {
     tbb::flow::graph g;
     std::uint64_t seq = 0;
@@ -309,7 +338,7 @@ void Run::Impl::connect_step(tbb::flow::graph& g, Step& step, tbb::flow::sender<
         g, tbb::flow::unlimited,
         [this, &step](const BatchPtr& batch, AsyncNode::gateway_type& gateway) { start_async(step, batch, gateway); });
     tbb::flow::make_edge(*tail, *node);
-    tail = node.get();
+    tail = &tbb::flow::output_port<0>(*node);  // an async_node sends only through its port
     nodes.push_back(std::move(node));
   } else if (step.parallelism > 0) {
     auto node = std::make_unique<BatchNode>(g, step.parallelism, [this, &step](const BatchPtr& batch) {
@@ -450,7 +479,10 @@ RunSnapshot Run::Impl::snapshot() const {
   s.pipeline = spec_.name;
   s.run = meta_.run;
   s.resumed = resumed_;
+  s.already_completed = already_completed_;
   s.records_read = records_read_;
+  s.records_read_here = records_read_ - records_at_start_;
+  s.bytes_read_here = progress_done_ - bytes_at_start_;
   s.source_progress = {progress_done_.load(), progress_total_.load()};
   s.steps = stats();
   s.inflight_batches = inflight_;

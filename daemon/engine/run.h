@@ -19,7 +19,9 @@
 namespace distill::engine {
 
 struct RunOptions {
-  // Abandon an interrupted run of this pipeline and start a new one.
+  // Start a new run even though the last one completed (its input is then
+  // deduped against earlier runs), or abandon an interrupted run. Without
+  // it an interrupted run resumes and a completed run is left as it is.
   bool new_run = false;
 };
 
@@ -28,8 +30,11 @@ struct RunSnapshot {
   std::uint64_t run = 0;
   store::RunStatus status = store::RunStatus::Running;
   bool resumed = false;
+  bool already_completed = false;  // nothing ran: the run had completed before
   std::string error;
-  std::int64_t records_read = 0;
+  std::int64_t records_read = 0;       // by the run, across resumptions
+  std::int64_t records_read_here = 0;  // by this execute()
+  std::uint64_t bytes_read_here = 0;   // by this execute(), as the source counts them
   SourceProgress source_progress;
   std::vector<StepStats> steps;  // source, stages, sinks in pipeline order
   std::size_t inflight_batches = 0;

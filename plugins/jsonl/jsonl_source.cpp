@@ -20,7 +20,11 @@ using nlohmann::json;
 constexpr std::size_t kRawKeptInDeadLetter = 4096;
 
 std::vector<std::string> expand(const std::string& pattern) {
-  if (pattern.find_first_of("*?[") == std::string::npos) return {pattern};
+  if (pattern.find_first_of("*?[") == std::string::npos) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(pattern, ec)) throw ParamError("path", "input file " + pattern + " does not exist");
+    return {pattern};
+  }
   glob_t found{};
   const int result = ::glob(pattern.c_str(), 0, nullptr, &found);
   std::vector<std::string> files(found.gl_pathv, found.gl_pathv + found.gl_pathc);
