@@ -94,6 +94,7 @@ class Run::Impl : public RunServices {
   std::vector<std::unique_ptr<Step>> steps_;  // [0] is the source, then stages, then sinks
   std::string position_;
 
+  std::atomic<bool> ready_{false};
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> failed_{false};
   std::atomic<std::int64_t> records_read_{0};
@@ -117,6 +118,7 @@ RunStatus Run::Impl::execute() {
   started_ = Clock::now();
   std::optional<store::Checkpoint> checkpoint = begin();
   make_steps(checkpoint);
+  ready_ = true;  // from here on steps_ and meta_.run do not change shape: snapshot() may read them
   if (already_completed_) {
     end(RunStatus::Completed);
     return RunStatus::Completed;
@@ -470,6 +472,7 @@ void Run::Impl::end(RunStatus status) {
 
 std::vector<StepStats> Run::Impl::stats() const {
   std::vector<StepStats> out;
+  if (!ready_) return out;
   for (const auto& step : steps_) out.push_back(step->counters.snapshot(step->spec.name, step->spec.plugin->name));
   return out;
 }
@@ -477,7 +480,7 @@ std::vector<StepStats> Run::Impl::stats() const {
 RunSnapshot Run::Impl::snapshot() const {
   RunSnapshot s;
   s.pipeline = spec_.name;
-  s.run = meta_.run;
+  if (ready_) s.run = meta_.run;
   s.resumed = resumed_;
   s.already_completed = already_completed_;
   s.records_read = records_read_;

@@ -7,9 +7,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <sstream>
 
 #include "spec/params_validation.h"
@@ -37,6 +37,13 @@ const std::vector<ParamSpec>& top_level_params() {
       param::Any("sinks", "the list of sink blocks").is_required(),
   };
   return specs;
+}
+
+// Pipeline names and step ids: letters, digits, '.', '_' or '-'.
+bool is_name(const std::string& text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+  });
 }
 
 // Keys every plugin block may carry besides the plugin's own parameters.
@@ -77,8 +84,7 @@ struct Loader {
     result.mark = block.mark();
     result.name = plugin->name;
     if (const Value* id = block.find("id")) {
-      static const std::regex kId("[A-Za-z0-9_.-]+");
-      if (!id->is_scalar() || !std::regex_match(id->scalar(), kId))
+      if (!id->is_scalar() || !is_name(id->scalar()))
         error(id->mark(), key + ".id", "id must be letters, digits, '.', '_' or '-'");
       else
         result.name = id->scalar();
@@ -100,6 +106,7 @@ struct Loader {
         error(at ? at->mark() : block.mark(), key + "." + e.key(), e.what());
       }
     }
+    result.id = result.name;
     if (kind == Kind::Source) result.name = "source";
     if (kind == Kind::Sink) result.name = "sink:" + result.name;
     return result;
@@ -123,8 +130,8 @@ struct Loader {
       const std::string item_key = key + "[" + std::to_string(i) + "]";
       std::optional<StepSpec> s = step(list->list()[i], kind, item_key);
       if (!s) continue;
-      if (auto [it, inserted] = names.emplace(s->name, s->mark); !inserted)
-        error(s->mark, item_key, "two " + key + " are named '" + s->name + "' (line " + std::to_string(it->second.line) +
+      if (auto [it, inserted] = names.emplace(s->id, s->mark); !inserted)
+        error(s->mark, item_key, "two " + key + " are named '" + s->id + "' (line " + std::to_string(it->second.line) +
                                      " too); give one of them an 'id:'");
       result.push_back(std::move(*s));
     }
@@ -197,8 +204,7 @@ LoadResult load_pipeline(const std::filesystem::path& file, plugins::Registry& r
   spec.file = std::filesystem::absolute(file).lexically_normal();
   if (top.has("name")) {
     spec.name = top.str("name");
-    static const std::regex kName("[A-Za-z0-9_.-]+");
-    if (!std::regex_match(spec.name, kName))
+    if (!is_name(spec.name))
       loader.error(top.mark("name"), "name", "name must be letters, digits, '.', '_' or '-'");
   }
   spec.state_dir = top.has("state_dir") ? top.path("state_dir") : loader.base_dir / "runs" / spec.name / "state";
@@ -212,7 +218,7 @@ LoadResult load_pipeline(const std::filesystem::path& file, plugins::Registry& r
     spec.engine.checkpoint_every_records = engine.integer("checkpoint_every_records");
     spec.engine.drop_samples = static_cast<std::size_t>(engine.integer("drop_samples"));
   }
-  if (const Value* source = document.find("source")) {
+  if (const Value* source = document.find("source"); source && !source->is_null()) {
     if (std::optional<StepSpec> s = loader.step(*source, Kind::Source, "source")) spec.source = std::move(*s);
   }
   spec.stages = loader.steps(document.find("stages"), Kind::Stage, "stages");

@@ -25,7 +25,8 @@ struct EngineSettings {
 // One source, stage or sink block of the pipeline.
 struct StepSpec {
   Kind kind = Kind::Stage;
-  std::string name;  // "source", the stage's id, or "sink:" + the sink's id
+  std::string id;    // as the user wrote it (`id:`), or the plugin name
+  std::string name;  // the step's name in counters and state: "source", the stage's id, or "sink:" + id
   const plugins::LoadedPlugin* plugin = nullptr;
   const Component* component = nullptr;
   Params params;

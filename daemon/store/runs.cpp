@@ -127,6 +127,7 @@ void RunStore::put_drop(rocksdb::WriteBatch& batch, const std::string& pipeline,
 std::vector<DropSample> RunStore::drops(const std::string& pipeline, std::uint64_t run, const std::string& step,
                                         const std::string& reason, std::size_t limit) const {
   std::vector<DropSample> out;
+  if (limit == 0) return out;
   store_.scan(Family::Drops, run_key(pipeline, run), [&](std::string_view, std::string_view value) {
     json j = json::parse(value);
     DropSample sample{j.at("step").get<std::string>(), j.at("reason").get<std::string>(),

@@ -22,7 +22,10 @@ bool is_ascii_punct(char c) {
 // whitespace, punctuation and digit rules.
 class Builder {
  public:
-  Builder(const NormalizeOptions& options, std::size_t reserve) : options_(options) { out_.reserve(reserve); }
+  Builder(const NormalizeOptions& options, std::size_t reserve, bool raw_bytes)
+      : options_(options), raw_bytes_(raw_bytes) {
+    out_.reserve(reserve);
+  }
 
   void add(std::int32_t cp, bool space, bool punct, bool digit) {
     if (options_.punctuation && punct) return;
@@ -39,6 +42,10 @@ class Builder {
       out_.push_back(static_cast<char>(cp));
       return;
     }
+    if (raw_bytes_) {  // invalid UTF-8 is copied byte for byte, never re-encoded
+      out_.push_back(static_cast<char>(cp));
+      return;
+    }
     utf8proc_uint8_t bytes[4];
     const utf8proc_ssize_t n = utf8proc_encode_char(cp, bytes);
     out_.append(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(n));
@@ -47,12 +54,13 @@ class Builder {
 
  private:
   const NormalizeOptions& options_;
+  bool raw_bytes_;
   std::string out_;
   bool pending_space_ = false;
 };
 
 std::string normalize_ascii(std::string_view text, const NormalizeOptions& options) {
-  Builder builder(options, text.size());
+  Builder builder(options, text.size(), true);
   for (char c : text) {
     const unsigned char u = static_cast<unsigned char>(c);
     const char folded = options.casefold && u < 0x80 ? static_cast<char>(std::tolower(u)) : c;
@@ -101,7 +109,7 @@ std::string normalize(std::string_view text, const NormalizeOptions& options) {
                                                static_cast<utf8proc_option_t>(flags));
   if (length < 0) return normalize_ascii(text, options);
   std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(mapped, &std::free);
-  Builder builder(options, static_cast<std::size_t>(length));
+  Builder builder(options, static_cast<std::size_t>(length), false);
   const utf8proc_uint8_t* at = mapped;
   const utf8proc_uint8_t* end = mapped + length;
   while (at < end) {

@@ -29,6 +29,7 @@ class Value {
   using Object = std::vector<std::pair<std::string, Value>>;
 
   Value() = default;
+  explicit Value(Mark mark) : mark_(mark) {}  // a null value that stands at `mark`
   explicit Value(std::string scalar, Mark mark = {}) : data_(std::move(scalar)), mark_(mark) {}
   explicit Value(List list, Mark mark = {}) : data_(std::move(list)), mark_(mark) {}
   explicit Value(Object object, Mark mark = {}) : data_(std::move(object)), mark_(mark) {}

@@ -1,0 +1,262 @@
+// Engine tests on real plugins, a real RocksDB and real files: determinism
+// across thread counts, back-pressure, stop/resume, failure and resume,
+// pipeline changes, drop samples, and dedupe across runs.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "corpus.h"
+#include "engine/run.h"
+#include "spec/pipeline_spec.h"
+#include "store/runs.h"
+#include "test_dir.h"
+
+namespace {
+
+using namespace distill;
+using distill::testing::TempDir;
+using store::RunStatus;
+
+struct Settings {
+  int threads = 2;
+  int batch_size = 64;
+  int max_inflight = 16;
+  int checkpoint_every = 1000;
+  int drop_samples = 100;
+  std::string dedupe_key = "response";
+  std::string test_stage = "mode: pass";
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    registry_.load_dir(std::getenv("DISTILL_PLUGIN_DIR"));
+    registry_.load_dir(std::getenv("DISTILL_TEST_PLUGIN_DIR"));
+    ASSERT_TRUE(registry_.find("jsonl"));
+    ASSERT_TRUE(registry_.find("test_stage"));
+  }
+
+  distill::testing::CorpusStats make_corpus(std::uint64_t records, double malformed = 0.01) {
+    return distill::testing::write_corpus(corpus_path(), {records, 200, 0.05, malformed, true, 7});
+  }
+  std::filesystem::path corpus_path() const { return dir_ / "corpus.jsonl"; }
+
+  // Writes <variant>/pipeline.yaml for the pipeline "test" (variants differ
+  // in folder only, so their outputs can be compared byte for byte).
+  spec::PipelineSpec pipeline(const std::string& variant, const Settings& s) {
+    std::filesystem::create_directories(dir_ / variant);
+    const std::filesystem::path file = dir_ / variant / "pipeline.yaml";
+    distill::testing::write_file(
+        file, std::string("name: test\nstate_dir: state\n") +
+                  "engine: {threads: " + std::to_string(s.threads) + ", batch_size: " + std::to_string(s.batch_size) +
+                  ", max_inflight_batches: " + std::to_string(s.max_inflight) +
+                  ", checkpoint_every_records: " + std::to_string(s.checkpoint_every) +
+                  ", drop_samples: " + std::to_string(s.drop_samples) + "}\n" +
+                  "source: {plugin: jsonl, path: ../corpus.jsonl, terms: test-terms}\n"
+                  "stages:\n"
+                  "  - {plugin: exact_dedupe, key: " + s.dedupe_key + "}\n"
+                  "  - {plugin: test_stage, " + s.test_stage + "}\n"
+                  "sinks:\n"
+                  "  - {plugin: jsonl, dir: out, max_shard_bytes: 200000}\n");
+    spec::LoadResult result = spec::load_pipeline(file, registry_);
+    for (const Diagnostic& d : result.diagnostics) ADD_FAILURE() << spec::format(d);
+    return std::move(*result.spec);
+  }
+
+  std::map<std::string, std::string> output(const std::string& variant) {
+    return distill::testing::read_dir(dir_ / variant / "out");
+  }
+
+  struct Outcome {
+    RunStatus status;
+    engine::RunSnapshot snapshot;
+  };
+  Outcome execute(const spec::PipelineSpec& spec, engine::RunOptions options = {}) {
+    auto store = store::Store::open(spec.state_dir);
+    engine::Run run(*store, spec, options);
+    const RunStatus status = run.execute();
+    return {status, run.snapshot()};
+  }
+
+  TempDir dir_;
+  plugins::Registry registry_;
+};
+
+const StepStats& step(const engine::RunSnapshot& s, const std::string& name) {
+  for (const StepStats& st : s.steps)
+    if (st.step == name) return st;
+  throw std::runtime_error("no step " + name);
+}
+
+std::int64_t drops(const StepStats& s, const std::string& reason) {
+  for (const auto& [r, n] : s.drops_by_reason)
+    if (r == reason) return n;
+  return 0;
+}
+
+TEST_F(EngineTest, CountsEveryRecordAndDropReason) {
+  const auto stats = make_corpus(5000);
+  Outcome out = execute(pipeline("counts", {}));
+  ASSERT_EQ(out.status, RunStatus::Completed) << out.snapshot.error;
+  const StepStats& source = step(out.snapshot, "source");
+  EXPECT_EQ(source.records_in, static_cast<std::int64_t>(stats.lines));
+  EXPECT_EQ(drops(source, "malformed_json"), static_cast<std::int64_t>(stats.malformed));
+  const StepStats& dedupe = step(out.snapshot, "exact_dedupe");
+  EXPECT_EQ(dedupe.records_in, source.kept);
+  EXPECT_EQ(drops(dedupe, "duplicate"), static_cast<std::int64_t>(stats.duplicates));
+  EXPECT_EQ(step(out.snapshot, "sink:jsonl").kept, dedupe.kept);
+  EXPECT_GE(out.snapshot.checkpoints, 5);
+}
+
+TEST_F(EngineTest, SameOutputAtOneAndFourThreads) {
+  make_corpus(20000);
+  Settings one;
+  one.threads = 1;
+  one.test_stage = "mode: async";
+  Settings four = one;
+  four.threads = 4;
+  Outcome a = execute(pipeline("one", one));
+  Outcome b = execute(pipeline("four", four));
+  ASSERT_EQ(a.status, RunStatus::Completed) << a.snapshot.error;
+  ASSERT_EQ(b.status, RunStatus::Completed) << b.snapshot.error;
+  const auto out_one = output("one");
+  const auto out_four = output("four");
+  ASSERT_GT(out_one.size(), 3u);  // several shards, rejects, manifest
+  EXPECT_TRUE(out_one == out_four);
+  EXPECT_NE(out_one.at("part-r0001-00000.jsonl").find("\"async\":1.0"), std::string::npos);
+}
+
+TEST_F(EngineTest, InflightBatchesStayWithinTheLimit) {
+  make_corpus(4000, 0);
+  Settings limited;
+  limited.batch_size = 16;
+  limited.max_inflight = 3;
+  limited.test_stage = "mode: slow, ms_per_batch: 1";
+  Settings unlimited = limited;
+  unlimited.max_inflight = 200;
+  Outcome a = execute(pipeline("limited", limited));
+  Outcome b = execute(pipeline("unlimited", unlimited));
+  ASSERT_EQ(a.status, RunStatus::Completed) << a.snapshot.error;
+  // The limiter admits max_inflight batches; the reader may hold one more it has read.
+  EXPECT_LE(a.snapshot.max_inflight_batches_seen, 4u);
+  EXPECT_GT(b.snapshot.max_inflight_batches_seen, 4u);
+}
+
+TEST_F(EngineTest, StopThenResumeGivesTheSameOutput) {
+  make_corpus(20000);
+  Settings s;
+  s.test_stage = "mode: slow, ms_per_batch: 1";
+  execute(pipeline("whole", s));
+  const spec::PipelineSpec spec = pipeline("stopped", s);
+  {
+    auto store = store::Store::open(spec.state_dir);
+    engine::Run run(*store, spec);
+    std::thread stopper([&] {
+      while (run.snapshot().records_read < 5000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      run.stop();
+    });
+    EXPECT_EQ(run.execute(), RunStatus::Stopped);
+    stopper.join();
+    EXPECT_LT(run.snapshot().records_read, 20000);
+  }
+  Outcome resumed = execute(spec);
+  ASSERT_EQ(resumed.status, RunStatus::Completed) << resumed.snapshot.error;
+  EXPECT_TRUE(resumed.snapshot.resumed);
+  EXPECT_EQ(resumed.snapshot.run, 1u);
+  EXPECT_TRUE(output("whole") == output("stopped"));
+}
+
+TEST_F(EngineTest, FailingStageFailsTheRunAndAFixedRunResumes) {
+  make_corpus(6000);
+  const std::filesystem::path trigger = dir_ / "trigger";
+  Settings s;
+  s.test_stage = "mode: fail, fail_on: question 45, while_exists: " + trigger.string();
+  execute(pipeline("reference", s));  // the trigger does not exist yet: no failure
+  distill::testing::write_file(trigger, "");
+  const spec::PipelineSpec spec = pipeline("failing", s);
+  Outcome failed = execute(spec);
+  ASSERT_EQ(failed.status, RunStatus::Failed);
+  EXPECT_NE(failed.snapshot.error.find(
+                "test_stage (plugin test_stage) failed in process(): planted failure on a record containing 'question 45'"),
+            std::string::npos)
+      << failed.snapshot.error;
+  EXPECT_EQ(step(failed.snapshot, "test_stage").errors, 1);
+  {
+    auto store = store::Store::open(spec.state_dir);
+    auto meta = store::RunStore(*store).latest_run("test");
+    ASSERT_TRUE(meta);
+    EXPECT_EQ(meta->status, RunStatus::Failed);
+    EXPECT_EQ(meta->error, failed.snapshot.error);
+  }
+  std::filesystem::remove(trigger);
+  Outcome fixed = execute(spec);
+  ASSERT_EQ(fixed.status, RunStatus::Completed) << fixed.snapshot.error;
+  EXPECT_TRUE(fixed.snapshot.resumed);
+  EXPECT_TRUE(output("reference") == output("failing"));
+}
+
+TEST_F(EngineTest, ChangedPipelineDoesNotResumeAnInterruptedRun) {
+  make_corpus(3000);
+  const std::filesystem::path trigger = dir_ / "trigger";
+  distill::testing::write_file(trigger, "");
+  Settings s;
+  s.test_stage = "mode: fail, fail_on: question 2, while_exists: " + trigger.string();
+  ASSERT_EQ(execute(pipeline("changed", s)).status, RunStatus::Failed);
+  s.dedupe_key = "prompt+response";
+  const spec::PipelineSpec changed = pipeline("changed", s);
+  try {
+    execute(changed);
+    FAIL() << "resumed under a changed pipeline";
+  } catch (const engine::RunError& e) {
+    EXPECT_NE(std::string(e.what()).find("pipeline 'test' changed since its run 1 was interrupted"), std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove(trigger);
+  Outcome fresh = execute(changed, {true});
+  ASSERT_EQ(fresh.status, RunStatus::Completed) << fresh.snapshot.error;
+  EXPECT_EQ(fresh.snapshot.run, 2u);
+  auto store = store::Store::open(changed.state_dir);
+  auto runs = store::RunStore(*store).runs("test");
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].status, RunStatus::Failed);
+  EXPECT_EQ(runs[0].error, "abandoned: run 2 was started with --new-run");
+}
+
+TEST_F(EngineTest, DropSamplesAreBoundedPerStepAndReason) {
+  const auto stats = make_corpus(3000, 0.2);
+  Settings s;
+  s.drop_samples = 3;
+  const spec::PipelineSpec spec = pipeline("samples", s);
+  ASSERT_EQ(execute(spec).status, RunStatus::Completed);
+  auto store = store::Store::open(spec.state_dir);
+  store::RunStore runs(*store);
+  auto malformed = runs.drops("test", 1, "source", "malformed_json", 100);
+  ASSERT_EQ(malformed.size(), 3u);
+  EXPECT_GT(stats.malformed, 100u);
+  EXPECT_EQ(malformed[0].seq, 0u);
+  EXPECT_NE(malformed[0].record_json.find("\"line\""), std::string::npos);
+  auto duplicates = runs.drops("test", 1, "exact_dedupe", "", 100);
+  ASSERT_EQ(duplicates.size(), 3u);
+  EXPECT_NE(duplicates[0].record_json.find("duplicate_of"), std::string::npos);
+}
+
+TEST_F(EngineTest, ASecondRunIsDedupedAgainstTheFirst) {
+  make_corpus(2000, 0);
+  const spec::PipelineSpec spec = pipeline("twice", {});
+  Outcome first = execute(spec);
+  ASSERT_EQ(first.status, RunStatus::Completed);
+  Outcome again = execute(spec);
+  EXPECT_TRUE(again.snapshot.already_completed);
+  EXPECT_EQ(again.snapshot.run, 1u);
+  EXPECT_EQ(step(again.snapshot, "exact_dedupe").kept, step(first.snapshot, "exact_dedupe").kept);
+  Outcome second = execute(spec, {true});
+  ASSERT_EQ(second.status, RunStatus::Completed);
+  EXPECT_EQ(second.snapshot.run, 2u);
+  EXPECT_FALSE(second.snapshot.resumed);
+  EXPECT_GT(step(first.snapshot, "exact_dedupe").kept, 1500);
+  EXPECT_EQ(step(second.snapshot, "exact_dedupe").kept, 0);
+  const std::string manifest = output("twice").at("manifest.json");
+  EXPECT_NE(manifest.find("\"run\": 2"), std::string::npos);
+}
+
+}  // namespace

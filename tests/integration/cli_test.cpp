@@ -1,0 +1,106 @@
+// The distilld command line as a user meets it: validation messages with
+// file:line:column, exit codes, run summaries, samples and plugin listings.
+#include <gtest/gtest.h>
+
+#include "process.h"
+#include "test_dir.h"
+
+namespace {
+
+using namespace distill::testing;
+
+class CliTest : public ::testing::Test {
+ protected:
+  Finished distilld(const std::string& args) { return run_command(std::string(std::getenv("DISTILLD_BIN")) + " " + args); }
+  std::string write(const std::string& name, const std::string& content) {
+    write_file(dir_ / name, content);
+    return (dir_ / name).string();
+  }
+  TempDir dir_;
+};
+
+TEST_F(CliTest, ValidateReportsEveryErrorWithItsPosition) {
+  write("in.jsonl", "{}\n");
+  const std::string file = write("bad.yaml", R"(name: bad
+engine: {threads: 0, batch_size: lots}
+source:
+  plugin: jsonl
+  path: in.jsonl
+  formt: auto
+stages:
+  - plugin: exact_dedup
+sinks:
+  - plugin: jsonl
+)");
+  const Finished out = distilld("validate " + file);
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_NE(out.output.find(file + ":2:19: engine.threads: value 0 is below the minimum 1"), std::string::npos) << out.output;
+  EXPECT_NE(out.output.find(file + ":2:34: engine.batch_size: expected an integer, got 'lots'"), std::string::npos) << out.output;
+  EXPECT_NE(out.output.find(file + ":6:10: source.formt: unknown key 'formt' (did you mean 'format'?)"), std::string::npos)
+      << out.output;
+  EXPECT_NE(out.output.find(file + ":8:13: stages[0].plugin: unknown plugin 'exact_dedup'; available stage plugins: exact_dedupe"),
+            std::string::npos)
+      << out.output;
+  EXPECT_NE(out.output.find(file + ":10:5: sinks[0].dir: missing required key 'dir'"), std::string::npos) << out.output;
+  EXPECT_NE(out.output.find("5 errors in " + file), std::string::npos) << out.output;
+}
+
+TEST_F(CliTest, MalformedYamlIsReportedAndNothingRuns) {
+  const std::string file = write("broken.yaml", "name: x\nsource: {plugin: jsonl\nsinks: []\n");
+  const Finished out = distilld("run " + file);
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_NE(out.output.find(file + ":3:"), std::string::npos) << out.output;
+  EXPECT_NE(out.output.find("malformed YAML"), std::string::npos) << out.output;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "runs"));
+}
+
+TEST_F(CliTest, MissingInputFileIsAValidationError) {
+  const std::string file = write("p.yaml", "name: p\nsource: {plugin: jsonl, path: nowhere.jsonl}\nsinks: [{plugin: jsonl, dir: out}]\n");
+  const Finished out = distilld("validate " + file);
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_NE(out.output.find("source.path: input file " + (dir_ / "nowhere.jsonl").string() + " does not exist"),
+            std::string::npos)
+      << out.output;
+}
+
+TEST_F(CliTest, RunSummarySamplesAndStatus) {
+  write("in.jsonl",
+        R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "A"}]}
+{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "a "}]}
+not json at all
+{"instruction": "b", "output": "B"}
+)");
+  const std::string file = write("p.yaml", R"(name: small
+source: {plugin: jsonl, path: in.jsonl, terms: cc-by-4.0}
+stages: [{plugin: exact_dedupe}]
+sinks: [{plugin: jsonl, dir: out}]
+)");
+  const Finished run = distilld("run " + file);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("run 1 of pipeline 'small' completed"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("dropped malformed_json"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("dropped duplicate"), std::string::npos) << run.output;
+
+  const Finished samples = distilld("samples " + file + " --reason duplicate");
+  ASSERT_EQ(samples.exit_code, 0) << samples.output;
+  EXPECT_NE(samples.output.find(R"({"step":"exact_dedupe","reason":"duplicate","record":)"), std::string::npos)
+      << samples.output;
+  EXPECT_NE(samples.output.find("duplicate_of"), std::string::npos) << samples.output;
+
+  const std::string manifest = read_file(dir_ / "out" / "manifest.json");
+  EXPECT_NE(manifest.find("\"cc-by-4.0\": 2"), std::string::npos) << manifest;
+
+  const Finished status = distilld("status " + file);
+  EXPECT_NE(status.output.find("run 1: completed"), std::string::npos) << status.output;
+}
+
+TEST_F(CliTest, PluginsListsParameters) {
+  const Finished out = distilld("plugins");
+  ASSERT_EQ(out.exit_code, 0) << out.output;
+  EXPECT_NE(out.output.find("exact_dedupe"), std::string::npos);
+  EXPECT_NE(out.output.find("key (choice: prompt+response | response, default prompt+response)"), std::string::npos)
+      << out.output;
+  EXPECT_EQ(distilld("plugins --describe nope").exit_code, 1);
+}
+
+}  // namespace

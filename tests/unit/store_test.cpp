@@ -1,0 +1,432 @@
+// Unit tests of the RocksDB store (daemon/store): opening, plugin state namespaces, runs, checkpoints and drops.
+#include "store/plugin_state.h"
+#include "store/runs.h"
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace distill::store {
+namespace {
+
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+std::string state_prefix(const std::string& pipeline, const std::string& step) {
+  return pipeline + '\0' + step + '\0';
+}
+
+Pairs scan_all(KeyValue& kv, std::string_view prefix) {
+  Pairs out;
+  kv.scan(prefix, [&out](std::string_view key, std::string_view value) {
+    out.emplace_back(std::string(key), std::string(value));
+    return true;
+  });
+  return out;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "distill-store-test-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+    dir_ = root_ / "state";
+    store_ = Store::open(dir_);
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(root_);
+  }
+
+  void reopen() {
+    store_.reset();
+    store_ = Store::open(dir_);
+  }
+
+  // Commits the pending writes of `state` as the engine does at a checkpoint.
+  void commit(CheckpointedState& state) {
+    rocksdb::WriteBatch batch;
+    state.move_pending_to(batch);
+    store_->write(batch, true);
+  }
+
+  std::filesystem::path root_;
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, OpenCreatesTheFolderAndEveryColumnFamily) {
+  EXPECT_TRUE(std::filesystem::is_directory(dir_));
+  EXPECT_EQ(store_->dir(), dir_);
+  std::vector<std::string> families;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_.string(), &families).ok());
+  for (const char* name : {"default", "runs", "checkpoints", "plugin_state", "drops", "shared"})
+    EXPECT_NE(std::find(families.begin(), families.end(), name), families.end()) << name;
+  EXPECT_EQ(store_->family(Family::Runs)->GetName(), "runs");
+  EXPECT_EQ(store_->family(Family::Checkpoints)->GetName(), "checkpoints");
+  EXPECT_EQ(store_->family(Family::PluginState)->GetName(), "plugin_state");
+  EXPECT_EQ(store_->family(Family::Drops)->GetName(), "drops");
+  EXPECT_EQ(store_->family(Family::Shared)->GetName(), "shared");
+}
+
+TEST_F(StoreTest, FamiliesAreSeparateNamespaces) {
+  store_->put(Family::Runs, "k", "runs");
+  store_->put(Family::Shared, "k", "shared");
+  EXPECT_EQ(store_->get(Family::Runs, "k"), "runs");
+  EXPECT_EQ(store_->get(Family::Shared, "k"), "shared");
+  EXPECT_EQ(store_->get(Family::Drops, "k"), std::nullopt);
+}
+
+TEST_F(StoreTest, ScanVisitsPrefixInByteOrderAndStops) {
+  for (const char* key : {"b/2", "a/1", "b/1", "b/3", "c/1"}) store_->put(Family::Runs, key, key);
+  std::vector<std::string> seen;
+  store_->scan(Family::Runs, "b/", [&seen](std::string_view key, std::string_view) {
+    seen.emplace_back(key);
+    return seen.size() < 2;
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"b/1", "b/2"}));
+}
+
+TEST_F(StoreTest, SecondOpenInTheSameProcessFailsNamingTheFolder) {
+  try {
+    Store::open(dir_);
+    FAIL() << "a second Store opened a database that is already open";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot open the state database in " + dir_.string()), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(StoreTest, OpenFailsWhenTheFolderCannotBeCreated) {
+  const std::filesystem::path file = root_ / "plain-file";
+  { std::FILE* f = std::fopen(file.c_str(), "w"); ASSERT_NE(f, nullptr); std::fclose(f); }
+  try {
+    Store::open(file / "state");
+    FAIL() << "opened a store below a plain file";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot create state folder " + (file / "state").string()), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(StoreTest, CheckpointedStateReadsItsOwnPendingWrites) {
+  CheckpointedState state(*store_, state_prefix("p", "dedupe"));
+  EXPECT_EQ(state.get("k"), std::nullopt);
+  state.put("k", "v1");
+  EXPECT_EQ(state.get("k"), "v1");
+  state.put("k", "v2");
+  EXPECT_EQ(state.get("k"), "v2");
+  state.erase("k");
+  EXPECT_EQ(state.get("k"), std::nullopt);
+  // Nothing reached the database yet.
+  state.put("k", "v3");
+  EXPECT_EQ(store_->get(Family::PluginState, state_prefix("p", "dedupe") + "k"), std::nullopt);
+}
+
+TEST_F(StoreTest, CheckpointedStateSeesCommittedDataAndShadowsIt) {
+  CheckpointedState writer(*store_, state_prefix("p", "s"));
+  writer.put("a", "committed-a");
+  writer.put("b", "committed-b");
+  commit(writer);
+
+  CheckpointedState state(*store_, state_prefix("p", "s"));
+  EXPECT_EQ(state.get("a"), "committed-a");
+  state.put("a", "pending-a");
+  state.erase("b");
+  EXPECT_EQ(state.get("a"), "pending-a");
+  EXPECT_EQ(state.get("b"), std::nullopt);
+  EXPECT_EQ(store_->get(Family::PluginState, state_prefix("p", "s") + "b"), "committed-b");
+}
+
+TEST_F(StoreTest, CheckpointedStateScanMergesPendingAndCommittedInKeyOrder) {
+  CheckpointedState state(*store_, state_prefix("p", "s"));
+  state.put("k1", "c1");
+  state.put("k3", "c3");
+  state.put("k5", "c5");
+  state.put("other", "c");
+  commit(state);
+
+  state.put("k2", "p2");   // new, between committed keys
+  state.put("k3", "p3");   // overwrites a committed key
+  state.erase("k5");       // hides a committed key
+  state.put("k0", "p0");
+  EXPECT_EQ(scan_all(state, "k"), (Pairs{{"k0", "p0"}, {"k1", "c1"}, {"k2", "p2"}, {"k3", "p3"}}));
+  EXPECT_EQ(scan_all(state, ""), (Pairs{{"k0", "p0"}, {"k1", "c1"}, {"k2", "p2"}, {"k3", "p3"}, {"other", "c"}}));
+
+  std::vector<std::string> first_two;
+  state.scan("k", [&first_two](std::string_view key, std::string_view) {
+    first_two.emplace_back(key);
+    return first_two.size() < 2;
+  });
+  EXPECT_EQ(first_two, (std::vector<std::string>{"k0", "k1"}));
+}
+
+TEST_F(StoreTest, CheckpointedStateInstancesDoNotSeeEachOther) {
+  CheckpointedState a(*store_, state_prefix("p", "a"));
+  CheckpointedState ab(*store_, state_prefix("p", "ab"));
+  CheckpointedState other_pipeline(*store_, state_prefix("q", "a"));
+  a.put("k", "from-a");
+  ab.put("k", "from-ab");
+  commit(a);
+  commit(ab);
+  EXPECT_EQ(a.get("k"), "from-a");
+  EXPECT_EQ(ab.get("k"), "from-ab");
+  EXPECT_EQ(other_pipeline.get("k"), std::nullopt);
+  EXPECT_EQ(scan_all(a, ""), (Pairs{{"k", "from-a"}}));
+  EXPECT_TRUE(scan_all(other_pipeline, "").empty());
+}
+
+TEST_F(StoreTest, DiscardPendingDropsUncommittedWrites) {
+  CheckpointedState state(*store_, state_prefix("p", "s"));
+  state.put("kept", "1");
+  commit(state);
+  state.put("lost", "2");
+  state.erase("kept");
+  state.discard_pending();
+  EXPECT_EQ(state.get("lost"), std::nullopt);
+  EXPECT_EQ(state.get("kept"), "1");
+  EXPECT_EQ(scan_all(state, ""), (Pairs{{"kept", "1"}}));
+}
+
+TEST_F(StoreTest, MovePendingToCommitsWithTheRestOfTheBatchAndClearsThePending) {
+  RunStore runs(*store_);
+  CheckpointedState state(*store_, state_prefix("p", "s"));
+  state.put("a", "1");
+  state.put("b", "2");
+  state.erase("b");
+
+  rocksdb::WriteBatch batch;
+  state.move_pending_to(batch);
+  runs.put_checkpoint(batch, "p", 1, Checkpoint{"pos-1", 1, {}});
+  // Moved, not yet written: invisible everywhere.
+  EXPECT_EQ(state.get("a"), std::nullopt);
+  EXPECT_EQ(runs.checkpoint("p", 1), std::nullopt);
+
+  store_->write(batch, true);
+  EXPECT_EQ(state.get("a"), "1");
+  EXPECT_EQ(state.get("b"), std::nullopt);
+  EXPECT_EQ(runs.checkpoint("p", 1)->position, "pos-1");
+  // Discarding after the move loses nothing.
+  state.discard_pending();
+  EXPECT_EQ(state.get("a"), "1");
+}
+
+TEST_F(StoreTest, CommittedStateSurvivesReopening) {
+  {
+    CheckpointedState state(*store_, state_prefix("p", "s"));
+    state.put("durable", "yes");
+    commit(state);
+    state.put("pending", "lost");
+    SharedNamespace shared(*store_, std::string("cache") + '\0');
+    shared.put("hit", "cached");
+  }
+  reopen();
+  CheckpointedState state(*store_, state_prefix("p", "s"));
+  EXPECT_EQ(state.get("durable"), "yes");
+  EXPECT_EQ(state.get("pending"), std::nullopt);
+  SharedNamespace shared(*store_, std::string("cache") + '\0');
+  EXPECT_EQ(shared.get("hit"), "cached");
+}
+
+TEST_F(StoreTest, SharedNamespaceWritesThrough) {
+  const std::string prefix = std::string("teacher_cache") + '\0';
+  SharedNamespace shared(*store_, prefix);
+  shared.put("k2", "v2");
+  shared.put("k1", "v1");
+  EXPECT_EQ(store_->get(Family::Shared, prefix + "k1"), "v1");
+  SharedNamespace other_view(*store_, prefix);
+  EXPECT_EQ(other_view.get("k2"), "v2");
+  EXPECT_EQ(scan_all(other_view, "k"), (Pairs{{"k1", "v1"}, {"k2", "v2"}}));
+
+  shared.erase("k1");
+  EXPECT_EQ(other_view.get("k1"), std::nullopt);
+  EXPECT_EQ(store_->get(Family::Shared, prefix + "k1"), std::nullopt);
+
+  SharedNamespace different(*store_, std::string("teacher_cache2") + '\0');
+  EXPECT_EQ(different.get("k2"), std::nullopt);
+  EXPECT_TRUE(scan_all(different, "").empty());
+}
+
+RunMeta meta(std::uint64_t run, RunStatus status, const std::string& fingerprint) {
+  RunMeta m;
+  m.run = run;
+  m.status = status;
+  m.fingerprint = fingerprint;
+  m.started_ms = 1700000000000 + static_cast<std::int64_t>(run);
+  m.ended_ms = status == RunStatus::Running ? 0 : m.started_ms + 500;
+  m.error = status == RunStatus::Failed ? "sink: disk full" : "";
+  return m;
+}
+
+void expect_same(const RunMeta& got, const RunMeta& want) {
+  EXPECT_EQ(got.run, want.run);
+  EXPECT_EQ(got.status, want.status);
+  EXPECT_EQ(got.fingerprint, want.fingerprint);
+  EXPECT_EQ(got.started_ms, want.started_ms);
+  EXPECT_EQ(got.ended_ms, want.ended_ms);
+  EXPECT_EQ(got.error, want.error);
+}
+
+TEST_F(StoreTest, RunMetaRoundTripsInRunOrderPerPipeline) {
+  RunStore runs(*store_);
+  EXPECT_EQ(runs.latest_run("p"), std::nullopt);
+  EXPECT_TRUE(runs.runs("p").empty());
+
+  rocksdb::WriteBatch batch;
+  // Written out of order; run 256 must sort after run 2 (big-endian keys).
+  runs.put_meta(batch, "p", meta(256, RunStatus::Running, "fp3"));
+  runs.put_meta(batch, "p", meta(2, RunStatus::Failed, "fp2"));
+  runs.put_meta(batch, "p", meta(1, RunStatus::Completed, "fp1"));
+  runs.put_meta(batch, "p2", meta(7, RunStatus::Stopped, "other"));
+  runs.put_meta(batch, "", meta(9, RunStatus::Stopped, "empty-name"));
+  store_->write(batch, false);
+
+  const std::vector<RunMeta> all = runs.runs("p");
+  ASSERT_EQ(all.size(), 3u);
+  expect_same(all[0], meta(1, RunStatus::Completed, "fp1"));
+  expect_same(all[1], meta(2, RunStatus::Failed, "fp2"));
+  expect_same(all[2], meta(256, RunStatus::Running, "fp3"));
+  expect_same(*runs.latest_run("p"), meta(256, RunStatus::Running, "fp3"));
+  expect_same(*runs.latest_run("p2"), meta(7, RunStatus::Stopped, "other"));
+  ASSERT_EQ(runs.runs("").size(), 1u);
+  EXPECT_EQ(runs.runs("")[0].run, 9u);
+
+  rocksdb::WriteBatch update;
+  runs.put_meta(update, "p", meta(256, RunStatus::Completed, "fp3"));
+  store_->write(update, false);
+  EXPECT_EQ(runs.runs("p").size(), 3u);
+  EXPECT_EQ(runs.latest_run("p")->status, RunStatus::Completed);
+}
+
+TEST_F(StoreTest, RunStatusNames) {
+  EXPECT_STREQ(to_string(RunStatus::Running), "running");
+  EXPECT_STREQ(to_string(RunStatus::Stopped), "stopped");
+  EXPECT_STREQ(to_string(RunStatus::Failed), "failed");
+  EXPECT_STREQ(to_string(RunStatus::Completed), "completed");
+}
+
+TEST_F(StoreTest, CheckpointRoundTrips) {
+  RunStore runs(*store_);
+  StepStats source;
+  source.step = "source";
+  source.plugin = "jsonl";
+  source.records_in = 1000;
+  source.kept = 990;
+  source.dropped = 10;
+  source.errors = 1;
+  source.busy_ns = 123456789;
+  source.drops_by_reason = {{"bad_json", 7}, {"empty_response", 3}};
+  StepStats dedupe;
+  dedupe.step = "exact_dedupe";
+  dedupe.plugin = "exact_dedupe";
+  dedupe.records_in = 990;
+  dedupe.kept = 900;
+  dedupe.dropped = 90;
+  dedupe.counters = {{"index_size", 900}};
+  const Checkpoint written{std::string("file\0offset=42", 14), 1000, {source, dedupe}};
+
+  rocksdb::WriteBatch batch;
+  runs.put_checkpoint(batch, "p", 3, written);
+  store_->write(batch, true);
+  EXPECT_EQ(runs.checkpoint("p", 2), std::nullopt);
+  EXPECT_EQ(runs.checkpoint("q", 3), std::nullopt);
+
+  const std::optional<Checkpoint> read = runs.checkpoint("p", 3);
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->position, written.position);
+  EXPECT_EQ(read->records_read, 1000);
+  ASSERT_EQ(read->steps.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const StepStats& got = read->steps[i];
+    const StepStats& want = written.steps[i];
+    EXPECT_EQ(got.step, want.step);
+    EXPECT_EQ(got.plugin, want.plugin);
+    EXPECT_EQ(got.records_in, want.records_in);
+    EXPECT_EQ(got.kept, want.kept);
+    EXPECT_EQ(got.dropped, want.dropped);
+    EXPECT_EQ(got.errors, want.errors);
+    EXPECT_EQ(got.busy_ns, want.busy_ns);
+    EXPECT_EQ(got.drops_by_reason, want.drops_by_reason);
+    EXPECT_EQ(got.counters, want.counters);
+  }
+}
+
+class DropsTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    RunStore runs(*store_);
+    rocksdb::WriteBatch batch;
+    // step index 1 = "dedupe", 0 = "source"; seq 10 must sort after seq 2.
+    runs.put_drop(batch, "p", 1, 1, {"dedupe", "duplicate", 10, R"({"id":"d10"})"});
+    runs.put_drop(batch, "p", 1, 1, {"dedupe", "duplicate", 2, R"({"id":"d2"})"});
+    runs.put_drop(batch, "p", 1, 0, {"source", "bad_json", 0, R"({"id":"s0"})"});
+    runs.put_drop(batch, "p", 1, 1, {"dedupe", "anear", 0, R"({"id":"a0"})"});
+    runs.put_drop(batch, "p", 1, 0, {"source", "bad_json", 1, R"({"id":"s1"})"});
+    runs.put_drop(batch, "p", 2, 1, {"dedupe", "duplicate", 0, R"({"id":"run2"})"});
+    runs.put_drop(batch, "p2", 1, 1, {"dedupe", "duplicate", 0, R"({"id":"other"})"});
+    store_->write(batch, false);
+  }
+
+  std::vector<std::string> records(const std::string& step, const std::string& reason, std::size_t limit) {
+    std::vector<std::string> out;
+    for (const DropSample& s : RunStore(*store_).drops("p", 1, step, reason, limit)) out.push_back(s.record_json);
+    return out;
+  }
+};
+
+TEST_F(DropsTest, AllDropsOfARunInStepReasonSeqOrder) {
+  EXPECT_EQ(records("", "", 100), (std::vector<std::string>{R"({"id":"s0"})", R"({"id":"s1"})", R"({"id":"a0"})",
+                                                            R"({"id":"d2"})", R"({"id":"d10"})"}));
+  const std::vector<DropSample> samples = RunStore(*store_).drops("p", 1, "", "", 100);
+  ASSERT_EQ(samples.size(), 5u);
+  EXPECT_EQ(samples[4].step, "dedupe");
+  EXPECT_EQ(samples[4].reason, "duplicate");
+  EXPECT_EQ(samples[4].seq, 10u);
+}
+
+TEST_F(DropsTest, FilterByStep) {
+  EXPECT_EQ(records("source", "", 100), (std::vector<std::string>{R"({"id":"s0"})", R"({"id":"s1"})"}));
+  EXPECT_TRUE(records("nope", "", 100).empty());
+}
+
+TEST_F(DropsTest, FilterByReason) {
+  EXPECT_EQ(records("", "duplicate", 100), (std::vector<std::string>{R"({"id":"d2"})", R"({"id":"d10"})"}));
+  EXPECT_EQ(records("dedupe", "anear", 100), (std::vector<std::string>{R"({"id":"a0"})"}));
+  EXPECT_TRUE(records("source", "duplicate", 100).empty());
+}
+
+TEST_F(DropsTest, Limit) {
+  EXPECT_EQ(records("", "", 3), (std::vector<std::string>{R"({"id":"s0"})", R"({"id":"s1"})", R"({"id":"a0"})"}));
+  EXPECT_EQ(records("dedupe", "duplicate", 1), (std::vector<std::string>{R"({"id":"d2"})"}));
+}
+
+TEST_F(DropsTest, OtherRunsAndPipelinesAreSeparate) {
+  const std::vector<DropSample> run2 = RunStore(*store_).drops("p", 2, "", "", 100);
+  ASSERT_EQ(run2.size(), 1u);
+  EXPECT_EQ(run2[0].record_json, R"({"id":"run2"})");
+  const std::vector<DropSample> other = RunStore(*store_).drops("p2", 1, "", "", 100);
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(other[0].record_json, R"({"id":"other"})");
+}
+
+TEST_F(DropsTest, InvalidUtf8InARecordIsStoredWithReplacementCharacters) {
+  RunStore runs(*store_);
+  rocksdb::WriteBatch batch;
+  runs.put_drop(batch, "bin", 1, 0, {"source", "bad_utf8", 0, "{\"raw\":\"a\xFF" "b\"}"});
+  store_->write(batch, false);
+  const std::vector<DropSample> samples = runs.drops("bin", 1, "", "", 10);
+  ASSERT_EQ(samples.size(), 1u);
+  EXPECT_EQ(samples[0].record_json, "{\"raw\":\"a\xEF\xBF\xBD" "b\"}");
+}
+
+}  // namespace
+}  // namespace distill::store
