@@ -424,7 +424,7 @@ void Run::Impl::account(Step& step, EngineBatch& batch) {
     if (before < static_cast<std::int64_t>(spec_.engine.drop_samples))
       step.pending_samples.push_back(
           {step.spec.name, slot.drop_reason, static_cast<std::uint64_t>(before),
-           to_json(slot.record).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)});
+           to_json_text(slot.record)});
   }
   step.counters.in += live + dropped_here;
   step.counters.kept += live;

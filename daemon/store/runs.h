@@ -36,7 +36,7 @@ struct DropSample {
   std::string step;
   std::string reason;
   std::uint64_t seq = 0;     // the drop's ordinal within (step, reason)
-  std::string record_json;   // distill::to_json of the record as dropped
+  std::string record_json;   // distill::to_json_text of the record as dropped
 };
 
 class RunStore {

@@ -14,7 +14,7 @@ bool is_ascii(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
-bool is_ascii_punct(char c) {
+constexpr bool is_ascii_punct(char c) {
   return (c >= '!' && c <= '/') || (c >= ':' && c <= '@') || (c >= '[' && c <= '`') || (c >= '{' && c <= '~');
 }
 
@@ -22,10 +22,7 @@ bool is_ascii_punct(char c) {
 // whitespace, punctuation and digit rules.
 class Builder {
  public:
-  Builder(const NormalizeOptions& options, std::size_t reserve, bool raw_bytes)
-      : options_(options), raw_bytes_(raw_bytes) {
-    out_.reserve(reserve);
-  }
+  Builder(const NormalizeOptions& options, std::size_t reserve) : options_(options) { out_.reserve(reserve); }
 
   void add(std::int32_t cp, bool space, bool punct, bool digit) {
     if (options_.punctuation && punct) return;
@@ -42,10 +39,6 @@ class Builder {
       out_.push_back(static_cast<char>(cp));
       return;
     }
-    if (raw_bytes_) {  // invalid UTF-8 is copied byte for byte, never re-encoded
-      out_.push_back(static_cast<char>(cp));
-      return;
-    }
     utf8proc_uint8_t bytes[4];
     const utf8proc_ssize_t n = utf8proc_encode_char(cp, bytes);
     out_.append(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(n));
@@ -54,19 +47,47 @@ class Builder {
 
  private:
   const NormalizeOptions& options_;
-  bool raw_bytes_;
   std::string out_;
   bool pending_space_ = false;
 };
 
-std::string normalize_ascii(std::string_view text, const NormalizeOptions& options) {
-  Builder builder(options, text.size(), true);
-  for (char c : text) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    const char folded = options.casefold && u < 0x80 ? static_cast<char>(std::tolower(u)) : c;
-    builder.add(static_cast<unsigned char>(folded), std::isspace(u) != 0, is_ascii_punct(c), std::isdigit(u) != 0);
+// Byte classes for the ASCII path; bytes >= 0x80 (invalid UTF-8 that
+// falls back here) are in no class and are copied as they are.
+struct AsciiClasses {
+  bool space[256] = {};
+  bool punct[256] = {};
+  constexpr AsciiClasses() {
+    for (int c : {' ', '\t', '\n', '\r', '\v', '\f'}) space[c] = true;
+    for (int c = 0; c < 0x80; ++c) punct[c] = is_ascii_punct(static_cast<char>(c));
   }
-  return builder.take();
+};
+constexpr AsciiClasses kAscii;
+
+std::string normalize_ascii(std::string_view text, const NormalizeOptions& options) {
+  std::string out(text.size(), '\0');
+  char* begin = out.data();
+  char* w = begin;
+  bool pending_space = false;
+  for (const char ch : text) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (options.punctuation && kAscii.punct[c]) continue;
+    if (options.whitespace && kAscii.space[c]) {
+      pending_space = w != begin;
+      continue;
+    }
+    if (pending_space) {
+      *w++ = ' ';
+      pending_space = false;
+    }
+    if (options.digits && c >= '0' && c <= '9')
+      *w++ = '0';
+    else if (options.casefold && c >= 'A' && c <= 'Z')
+      *w++ = static_cast<char>(c + ('a' - 'A'));
+    else
+      *w++ = ch;
+  }
+  out.resize(static_cast<std::size_t>(w - begin));
+  return out;
 }
 
 bool is_punctuation(utf8proc_category_t category) {
@@ -109,7 +130,7 @@ std::string normalize(std::string_view text, const NormalizeOptions& options) {
                                                static_cast<utf8proc_option_t>(flags));
   if (length < 0) return normalize_ascii(text, options);
   std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(mapped, &std::free);
-  Builder builder(options, static_cast<std::size_t>(length), false);
+  Builder builder(options, static_cast<std::size_t>(length));
   const utf8proc_uint8_t* at = mapped;
   const utf8proc_uint8_t* end = mapped + length;
   while (at < end) {

@@ -6,6 +6,7 @@
 // state, and a resumed run cuts every file back to them.
 #include <distill/plugin.h>
 #include <distill/record_json.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <fstream>
@@ -27,10 +28,7 @@ std::string padded(std::uint64_t value, int width) {
   return buffer;
 }
 
-template <class Json>
-std::string dump(const Json& value) {
-  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
+std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 class JsonlSink : public Sink {
  public:
@@ -54,9 +52,8 @@ class JsonlSink : public Sink {
     for (std::size_t i = 0; i < batch.slots.size(); ++i) {
       const Slot& slot = batch.slots[i];
       if (slot.live()) {
-        nlohmann::ordered_json record = to_json(slot.record);
-        if (!include_logprobs_) record.erase("logprobs");
-        lines[i] = dump(record) + "\n";
+        append_json(lines[i], slot.record, include_logprobs_);
+        lines[i].push_back('\n');
       }
     }
     batch.scratch = std::move(lines);
@@ -180,8 +177,14 @@ class JsonlSink : public Sink {
       rejects_file_ = std::make_unique<OutputFile>(dir_ / rejects_name(), 0);
       created_files_ = true;
     }
-    nlohmann::ordered_json line = {{"step", slot.dropped_by}, {"reason", slot.drop_reason}, {"record", to_json(slot.record)}};
-    rejects_file_->append(dump(line) + "\n");
+    std::string line = "{\"step\":";
+    append_json_string(line, slot.dropped_by);
+    line += ",\"reason\":";
+    append_json_string(line, slot.drop_reason);
+    line += ",\"record\":";
+    append_json(line, slot.record);
+    line += "}\n";
+    rejects_file_->append(line);
     ++rejected_;
   }
 
