@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
   bool quiet = false;
   auto* run = app.add_subcommand("run", "run a pipeline to completion (resumes an interrupted run)");
   run->add_option("pipeline", file, "pipeline YAML file")->required();
-  run->add_flag("--new-run", new_run, "abandon an interrupted run and start a new one");
+  run->add_flag("--new-run", new_run, "start a new run even if the last one completed (or abandon an interrupted one)");
   run->add_flag("-q,--quiet", quiet, "no progress display, only the summary");
 
   auto* status = app.add_subcommand("status", "show the runs of a pipeline and its last checkpoint");

@@ -2,6 +2,8 @@
 // file:line:column, exit codes, run summaries, samples and plugin listings.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "process.h"
 #include "test_dir.h"
 
@@ -92,6 +94,20 @@ sinks: [{plugin: jsonl, dir: out}]
 
   const Finished status = distilld("status " + file);
   EXPECT_NE(status.output.find("run 1: completed"), std::string::npos) << status.output;
+}
+
+TEST_F(CliTest, ReadmeShowsEveryBuiltInParameterAsDeclared) {
+  const Finished out = run_command("env -u DISTILLD_PLUGIN_PATH " + std::string(std::getenv("DISTILLD_BIN")) + " plugins");
+  ASSERT_EQ(out.exit_code, 0) << out.output;
+  const std::string readme = read_file(std::filesystem::path(std::getenv("DISTILL_SOURCE_ROOT")) / "README.md");
+  std::istringstream lines(out.output);
+  int checked = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("    ")) continue;
+    EXPECT_NE(readme.find(line), std::string::npos) << "README.md lacks the parameter line:\n" << line;
+    ++checked;
+  }
+  EXPECT_GE(checked, 12);
 }
 
 TEST_F(CliTest, PluginsListsParameters) {
