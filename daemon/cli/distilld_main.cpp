@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -38,6 +39,22 @@ std::optional<spec::PipelineSpec> load_or_report(const std::string& file, plugin
   return std::move(result.spec);
 }
 
+// Validates `file`, opens its state database and runs `body`; every error
+// ends as one message on stderr and exit code 1.
+int with_store(const std::string& file, store::Store::Mode mode,
+               const std::function<int(const spec::PipelineSpec&, store::Store&)>& body) {
+  plugins::Registry registry;
+  std::optional<spec::PipelineSpec> spec = load_or_report(file, registry);
+  if (!spec) return 1;
+  try {
+    std::unique_ptr<store::Store> store = store::Store::open(spec->state_dir, mode);
+    return body(*spec, *store);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
 int cmd_validate(const std::string& file) {
   plugins::Registry registry;
   std::optional<spec::PipelineSpec> spec = load_or_report(file, registry);
@@ -49,12 +66,8 @@ int cmd_validate(const std::string& file) {
 }
 
 int cmd_run(const std::string& file, bool new_run, bool quiet) {
-  plugins::Registry registry;
-  std::optional<spec::PipelineSpec> spec = load_or_report(file, registry);
-  if (!spec) return 1;
-  try {
-    std::unique_ptr<store::Store> store = store::Store::open(spec->state_dir);
-    engine::Run run(*store, *spec, {new_run});
+  return with_store(file, store::Store::Mode::ReadWrite, [&](const spec::PipelineSpec& spec, store::Store& store) {
+    engine::Run run(store, spec, {new_run});
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     store::RunStatus status = store::RunStatus::Running;
@@ -80,22 +93,15 @@ int cmd_run(const std::string& file, bool new_run, bool quiet) {
     std::cout << cli::summary(run.snapshot());
     if (status == store::RunStatus::Stopped) return 130;
     return status == store::RunStatus::Completed ? 0 : 1;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }
 
 int cmd_status(const std::string& file) {
-  plugins::Registry registry;
-  std::optional<spec::PipelineSpec> spec = load_or_report(file, registry);
-  if (!spec) return 1;
-  try {
-    std::unique_ptr<store::Store> store = store::Store::open(spec->state_dir);
-    store::RunStore runs(*store);
-    std::vector<store::RunMeta> all = runs.runs(spec->name);
+  return with_store(file, store::Store::Mode::ReadOnly, [](const spec::PipelineSpec& spec, store::Store& store) {
+    store::RunStore runs(store);
+    std::vector<store::RunMeta> all = runs.runs(spec.name);
     if (all.empty()) {
-      std::cout << "pipeline '" << spec->name << "' has not run yet\n";
+      std::cout << "pipeline '" << spec.name << "' has not run yet\n";
       return 0;
     }
     for (const store::RunMeta& meta : all) {
@@ -104,9 +110,9 @@ int cmd_status(const std::string& file) {
       std::cout << "\n";
     }
     const store::RunMeta& last = all.back();
-    if (std::optional<store::Checkpoint> checkpoint = runs.checkpoint(spec->name, last.run)) {
+    if (std::optional<store::Checkpoint> checkpoint = runs.checkpoint(spec.name, last.run)) {
       engine::RunSnapshot snapshot;
-      snapshot.pipeline = spec->name;
+      snapshot.pipeline = spec.name;
       snapshot.run = last.run;
       snapshot.status = last.status;
       snapshot.error = last.error;
@@ -116,36 +122,27 @@ int cmd_status(const std::string& file) {
       std::cout << "\nlast checkpoint of run " << last.run << ":\n" << cli::summary(snapshot);
     }
     return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }
 
 int cmd_samples(const std::string& file, std::uint64_t run, const std::string& step, const std::string& reason,
                 std::size_t limit) {
-  plugins::Registry registry;
-  std::optional<spec::PipelineSpec> spec = load_or_report(file, registry);
-  if (!spec) return 1;
-  try {
-    std::unique_ptr<store::Store> store = store::Store::open(spec->state_dir);
-    store::RunStore runs(*store);
-    if (run == 0) {
-      std::optional<store::RunMeta> latest = runs.latest_run(spec->name);
+  return with_store(file, store::Store::Mode::ReadOnly, [&](const spec::PipelineSpec& spec, store::Store& store) {
+    store::RunStore runs(store);
+    std::uint64_t which = run;
+    if (which == 0) {
+      std::optional<store::RunMeta> latest = runs.latest_run(spec.name);
       if (!latest) {
-        std::cerr << "pipeline '" << spec->name << "' has not run yet\n";
+        std::cerr << "pipeline '" << spec.name << "' has not run yet\n";
         return 1;
       }
-      run = latest->run;
+      which = latest->run;
     }
-    for (const store::DropSample& sample : runs.drops(spec->name, run, step, reason, limit))
+    for (const store::DropSample& sample : runs.drops(spec.name, which, step, reason, limit))
       std::cout << R"({"step":)" << nlohmann::json(sample.step).dump() << R"(,"reason":)"
                 << nlohmann::json(sample.reason).dump() << R"(,"record":)" << sample.record_json << "}\n";
     return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }
 
 int cmd_plugins(const std::string& describe) {
@@ -169,6 +166,9 @@ int cmd_plugins(const std::string& describe) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) makes write() fail with EFBIG, reported
+  // like a full disk, instead of killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"distilld: knowledge-distillation pipelines"};
   app.require_subcommand(1);
 

@@ -29,9 +29,11 @@ void check(const rocksdb::Status& status, std::string_view what) {
   if (!status.ok()) throw StoreError(std::string(what) + ": " + status.ToString());
 }
 
-std::unique_ptr<Store> Store::open(const std::filesystem::path& dir) {
+std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode) {
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  if (mode == Mode::ReadOnly && !std::filesystem::exists(dir / "CURRENT", ec))
+    throw StoreError("there is no state database in " + dir.string() + " (the pipeline has not run yet)");
+  if (mode == Mode::ReadWrite) std::filesystem::create_directories(dir, ec);
   if (ec) throw StoreError("cannot create state folder " + dir.string() + ": " + ec.message());
 
   rocksdb::DBOptions options;
@@ -47,8 +49,10 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& dir) {
   store->dir_ = dir;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  check(rocksdb::DB::Open(options, dir.string(), descriptors, &handles, &raw),
-        "cannot open the state database in " + dir.string());
+  const rocksdb::Status status =
+      mode == Mode::ReadOnly ? rocksdb::DB::OpenForReadOnly(options, dir.string(), descriptors, &handles, &raw)
+                             : rocksdb::DB::Open(options, dir.string(), descriptors, &handles, &raw);
+  check(status, "cannot open the state database in " + dir.string());
   store->db_.reset(raw);
   store->families_ = std::move(handles);
   return store;

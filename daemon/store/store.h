@@ -30,9 +30,12 @@ enum class Family { Runs, Checkpoints, PluginState, Drops, Shared };
 
 class Store {
  public:
-  // Opens (creating if needed) the database in `dir`. Throws StoreError
-  // naming the folder and RocksDB's reason (e.g. locked by another process).
-  static std::unique_ptr<Store> open(const std::filesystem::path& dir);
+  enum class Mode { ReadWrite, ReadOnly };
+  // Opens the database in `dir`, creating it in ReadWrite mode. ReadOnly
+  // works while another process has it open for writing (it sees the data
+  // as of opening). Throws StoreError naming the folder and RocksDB's
+  // reason (e.g. locked by another process).
+  static std::unique_ptr<Store> open(const std::filesystem::path& dir, Mode mode = Mode::ReadWrite);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

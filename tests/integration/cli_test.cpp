@@ -2,8 +2,12 @@
 // file:line:column, exit codes, run summaries, samples and plugin listings.
 #include <gtest/gtest.h>
 
-#include <sstream>
+#include <signal.h>
 
+#include <sstream>
+#include <thread>
+
+#include "corpus.h"
 #include "process.h"
 #include "test_dir.h"
 
@@ -94,6 +98,48 @@ sinks: [{plugin: jsonl, dir: out}]
 
   const Finished status = distilld("status " + file);
   EXPECT_NE(status.output.find("run 1: completed"), std::string::npos) << status.output;
+}
+
+TEST_F(CliTest, AFullDiskFailsTheRunAndTheNextRunResumesToTheSameOutput) {
+  write_corpus(dir_ / "in.jsonl", {8000, 400, 0.05, 0.01, true, 3});
+  const std::string pipeline = "name: disk\nsource: {plugin: jsonl, path: ../in.jsonl}\n"
+                               "engine: {checkpoint_every_records: 500}\n"
+                               "stages: [{plugin: exact_dedupe}]\nsinks: [{plugin: jsonl, dir: out}]\n";
+  std::filesystem::create_directories(dir_ / "full");
+  std::filesystem::create_directories(dir_ / "reference");
+  const std::string full = write("full/p.yaml", pipeline);
+  const std::string reference = write("reference/p.yaml", pipeline);
+  ASSERT_EQ(distilld("run -q " + reference).exit_code, 0);
+
+  // A 1 MiB limit on file size stands in for a disk that fills up mid-run.
+  const Finished failed =
+      run_command("bash -c 'ulimit -f 1024; exec " + std::string(std::getenv("DISTILLD_BIN")) + " run -q " + full + "'");
+  EXPECT_EQ(failed.exit_code, 1) << failed.output;
+  EXPECT_NE(failed.output.find("run 1 of pipeline 'disk' failed"), std::string::npos) << failed.output;
+  EXPECT_NE(failed.output.find("File too large"), std::string::npos) << failed.output;
+
+  const Finished resumed = distilld("run -q " + full);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("(resumed from its checkpoint)"), std::string::npos) << resumed.output;
+  EXPECT_TRUE(read_dir(dir_ / "full" / "out") == read_dir(dir_ / "reference" / "out"));
+}
+
+TEST_F(CliTest, StatusWorksWhileARunHoldsTheDatabase) {
+  write_corpus(dir_ / "in.jsonl", {20000, 200, 0.0, 0.0, false, 5});
+  const std::string file = write("p.yaml",
+                                 "name: busy\nsource: {plugin: jsonl, path: in.jsonl}\n"
+                                 "stages: [{plugin: test_stage, mode: slow, ms_per_batch: 20}]\n"
+                                 "sinks: [{plugin: jsonl, dir: out}]\n");
+  const pid_t pid = spawn({std::getenv("DISTILLD_BIN"), "run", "-q", file}, (dir_ / "log").string());
+  Finished status;
+  for (int i = 0; i < 200 && status.output.find("run 1: running") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    status = distilld("status " + file);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("run 1: running"), std::string::npos) << status.output;
 }
 
 TEST_F(CliTest, ReadmeShowsEveryBuiltInParameterAsDeclared) {
