@@ -131,21 +131,22 @@ RunStatus Run::Impl::execute() {
   while (!failed_) {
     const bool exhausted = run_segment();
     if (failed_) break;
-    if (!exhausted) {
-      commit(stop_requested_ ? std::optional(RunStatus::Stopped) : std::nullopt);
-      if (stop_requested_ && !failed_) {
-        end(RunStatus::Stopped);
-        return RunStatus::Stopped;
-      }
+    if (!exhausted && !stop_requested_) {
+      commit(std::nullopt);
       continue;
     }
-    commit(std::nullopt);
-    if (!failed_) finish_sinks();
-    if (!failed_) commit(RunStatus::Completed);
-    if (!failed_) {
-      end(RunStatus::Completed);
-      return RunStatus::Completed;
+    if (exhausted && !stop_requested_) {
+      commit(std::nullopt);
+      if (!failed_) finish_sinks();
+      if (failed_) break;
     }
+    // A stop, even one that cut a sink's finish() short, leaves the run
+    // resumable: the next execute() reads nothing more and finishes again.
+    const RunStatus final_status = stop_requested_ ? RunStatus::Stopped : RunStatus::Completed;
+    commit(final_status);
+    if (failed_) break;
+    end(final_status);
+    return final_status;
   }
   for (auto& step : steps_)
     if (step->context) step->context->checkpointed_state().discard_pending();

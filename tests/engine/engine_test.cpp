@@ -240,6 +240,43 @@ TEST_F(EngineTest, DropSamplesAreBoundedPerStepAndReason) {
   EXPECT_NE(duplicates[0].record_json.find("duplicate_of"), std::string::npos);
 }
 
+TEST_F(EngineTest, FinishReportsProgressAndAStopDuringFinishResumesIt) {
+  make_corpus(500, 0);
+  std::filesystem::create_directories(dir_ / "finish");
+  distill::testing::write_file(dir_ / "finish" / "pipeline.yaml",
+                               "name: test\nsource: {plugin: jsonl, path: ../corpus.jsonl}\n"
+                               "sinks: [{plugin: test_stage, finish_steps: 400, ms_per_step: 5}]\n");
+  spec::LoadResult loaded = spec::load_pipeline(dir_ / "finish" / "pipeline.yaml", registry_);
+  ASSERT_TRUE(loaded.spec);
+  const spec::PipelineSpec& spec = *loaded.spec;
+  {
+    auto store = store::Store::open(spec.state_dir);
+    engine::Run run(*store, spec);
+    engine::RunSnapshot seen;
+    std::thread stopper([&] {
+      for (;;) {
+        seen = run.snapshot();
+        if (seen.finishing_step == "sink:test_stage" && seen.finish_done >= 3) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      run.stop();
+    });
+    EXPECT_EQ(run.execute(), RunStatus::Stopped);
+    stopper.join();
+    EXPECT_EQ(seen.finish_total, 400);
+    EXPECT_EQ(seen.finish_unit, "steps");
+    const auto counters = run.snapshot().steps.back().counters;  // finish() returned early
+    EXPECT_EQ(counters, (std::vector<std::pair<std::string, std::int64_t>>{{"finishes_completed", 0}, {"records", 500}}));
+    EXPECT_EQ(store::RunStore(*store).latest_run("test")->status, RunStatus::Stopped);
+  }
+  Outcome resumed = execute(spec);
+  ASSERT_EQ(resumed.status, RunStatus::Completed) << resumed.snapshot.error;
+  EXPECT_TRUE(resumed.snapshot.resumed);
+  const StepStats& sink = step(resumed.snapshot, "sink:test_stage");
+  EXPECT_EQ(sink.records_in, 500);
+  EXPECT_EQ(sink.counters, (std::vector<std::pair<std::string, std::int64_t>>{{"finishes_completed", 1}, {"records", 500}}));
+}
+
 TEST_F(EngineTest, ASecondRunIsDedupedAgainstTheFirst) {
   make_corpus(2000, 0);
   const spec::PipelineSpec spec = pipeline("twice", {});

@@ -4,6 +4,7 @@
 //   mode: fail   -- throws on a record whose last prompt message contains fail_on, while
 //                   the file while_exists exists (so a test can "fix" it
 //                   without changing the pipeline)
+// and, as a sink, one whose finish() is long and reports progress.
 #include <distill/plugin.h>
 
 #include <chrono>
@@ -95,12 +96,46 @@ class TestStage : public Stage {
   Completer completer_;
 };
 
+// A sink whose finish() takes finish_steps * ms_per_step, reporting
+// progress and returning early when the run is stopped.
+class TestSink : public Sink {
+ public:
+  explicit TestSink(Context& ctx)
+      : ctx_(ctx),
+        steps_(ctx.params().integer("finish_steps")),
+        ms_per_step_(ctx.params().integer("ms_per_step")),
+        records_(ctx.counter("records")),
+        finishes_(ctx.counter("finishes_completed")) {}
+
+  void write(Batch& batch) override { batch.for_each_live([this](Slot&) { ++records_; }); }
+  void flush() override { ctx_.state().put("records", std::to_string(records_.load())); }
+  void finish() override {
+    for (std::int64_t step = 0; step < steps_; ++step) {
+      if (ctx_.cancelled()) return;
+      ctx_.progress(static_cast<double>(step), static_cast<double>(steps_), "steps");
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms_per_step_));
+    }
+    ++finishes_;
+  }
+
+ private:
+  Context& ctx_;
+  std::int64_t steps_;
+  std::int64_t ms_per_step_;
+  std::atomic<std::int64_t>& records_;
+  std::atomic<std::int64_t>& finishes_;
+};
+
 }  // namespace
 
-DISTILL_PLUGIN("test_stage", "engine test helper: async, slow or failing stage",
+DISTILL_PLUGIN("test_stage", "engine test helper: async, slow or failing stage; a slow-finishing sink",
                distill::stage<TestStage>({
                    distill::param::Choice("mode", "behaviour", {"pass", "async", "slow", "fail"}).default_value("pass"),
                    distill::param::Int("ms_per_batch", "sleep per batch in slow mode").default_value("1").min(0),
                    distill::param::String("fail_on", "prompt text that triggers the failure").default_value("\"\""),
                    distill::param::String("while_exists", "fail only while this file exists").default_value("\"\""),
+               }),
+               distill::sink<TestSink>({
+                   distill::param::Int("finish_steps", "steps of work in finish()").default_value("10").min(0),
+                   distill::param::Int("ms_per_step", "sleep per finish step").default_value("10").min(0),
                }))
