@@ -36,7 +36,6 @@ std::int64_t wall_ms() {
 struct EngineBatch {
   Batch batch;
   std::uint64_t seq = 0;
-  std::vector<bool> accounted;  // drop already counted at an earlier step
 };
 using BatchPtr = std::shared_ptr<EngineBatch>;
 using BatchNode = tbb::flow::function_node<BatchPtr, BatchPtr>;
@@ -408,17 +407,16 @@ void Run::Impl::run_serial(Step& step, EngineBatch& batch) {
 }
 
 void Run::Impl::account(Step& step, EngineBatch& batch) {
-  batch.accounted.resize(batch.batch.slots.size(), false);  // a source's decode() may add slots
+  // A drop is counted once, by the step that made it; steps may add slots
+  // (a source's decode(), a teacher's n > 1), so the mark lives in the slot.
   std::int64_t live = 0;
   std::int64_t dropped_here = 0;
-  for (std::size_t i = 0; i < batch.batch.slots.size(); ++i) {
-    Slot& slot = batch.batch.slots[i];
+  for (Slot& slot : batch.batch.slots) {
     if (slot.live()) {
       ++live;
       continue;
     }
-    if (batch.accounted[i]) continue;
-    batch.accounted[i] = true;
+    if (!slot.dropped_by.empty()) continue;
     slot.dropped_by = step.spec.name;
     ++dropped_here;
     const std::int64_t before = step.counters.count_drop(slot.drop_reason);

@@ -17,8 +17,8 @@
 namespace {
 
 using namespace distill;
-using distill::jsonl::OutputFile;
-using distill::jsonl::sync_dir;
+using distill::io::OutputFile;
+using distill::io::sync_dir;
 using nlohmann::json;
 namespace fs = std::filesystem;
 

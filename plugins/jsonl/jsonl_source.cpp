@@ -63,9 +63,9 @@ class JsonlSource : public Source {
 
   bool next(Batch& batch, std::size_t max) override {
     RawLines raw;
-    jsonl::LineReader::Line line;
+    io::LineReader::Line line;
     while (batch.slots.size() < max && file_index_ < files_.size()) {
-      if (!reader_) reader_ = std::make_unique<jsonl::LineReader>(files_[file_index_], offset_, max_line_bytes_);
+      if (!reader_) reader_ = std::make_unique<io::LineReader>(files_[file_index_], offset_, max_line_bytes_);
       if (!reader_->next(line)) {
         reader_.reset();
         done_bytes_ += sizes_[file_index_];
@@ -190,7 +190,7 @@ class JsonlSource : public Source {
   std::size_t file_index_ = 0;
   std::uint64_t offset_ = 0;
   std::int64_t line_number_ = 0;
-  std::unique_ptr<jsonl::LineReader> reader_;
+  std::unique_ptr<io::LineReader> reader_;
   std::mutex parsers_mutex_;
   std::vector<std::unique_ptr<jsonl::LineParser>> parsers_;
 };

@@ -35,7 +35,8 @@ struct Slot {
 };
 
 // Records move in batches of `batch_size`. A dropped record keeps its slot
-// (later steps skip it) so the engine can account for it.
+// (later steps skip it) so the engine can account for it. A step may add
+// slots (one prompt, several answers) but not remove or reorder them.
 struct Batch {
   std::vector<Slot> slots;
   // Scratch space owned by the current step between its parallel and serial

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-namespace distill::jsonl {
+namespace distill::io {
 
 class LineReader {
  public:
@@ -36,4 +36,4 @@ class LineReader {
   bool eof_ = false;
 };
 
-}  // namespace distill::jsonl
+}  // namespace distill::io

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace distill::jsonl {
+namespace distill::io {
 namespace {
 constexpr std::size_t kChunk = 1 << 20;
 }
@@ -70,4 +70,4 @@ bool LineReader::next(Line& line) {
   return true;
 }
 
-}  // namespace distill::jsonl
+}  // namespace distill::io

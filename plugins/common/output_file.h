@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace distill::jsonl {
+namespace distill::io {
 
 class OutputFile {
  public:
@@ -39,4 +39,4 @@ class OutputFile {
 // fsyncs a folder so that files created in it survive a crash.
 void sync_dir(const std::filesystem::path& dir);
 
-}  // namespace distill::jsonl
+}  // namespace distill::io

@@ -1,4 +1,4 @@
-// POSIX file handling for the jsonl sink's shards and dead-letter files.
+// POSIX output files with committed lengths (see output_file.h).
 #include "output_file.h"
 
 #include <fcntl.h>
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace distill::jsonl {
+namespace distill::io {
 namespace {
 constexpr std::size_t kBufferBytes = 1 << 20;
 }
@@ -69,4 +69,4 @@ void sync_dir(const std::filesystem::path& dir) {
   if (result != 0) throw std::runtime_error("cannot sync folder " + dir.string() + ": " + std::strerror(error));
 }
 
-}  // namespace distill::jsonl
+}  // namespace distill::io
