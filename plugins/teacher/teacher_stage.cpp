@@ -16,6 +16,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <unordered_map>
 
 #include "formats.h"
 #include "teacher_client.h"
@@ -65,6 +67,12 @@ struct BatchWork {
   }
 };
 
+// A slot of a batch that waits for an answer.
+struct Waiter {
+  std::shared_ptr<BatchWork> work;
+  std::size_t index;
+};
+
 std::string encode_cached(const Answer& answer) {
   return json{{"body", answer.body}, {"request_id", answer.request_id}, {"received_ms", answer.received_ms}}.dump();
 }
@@ -97,6 +105,7 @@ class TeacherStage : public Stage {
         prompt_tokens_(ctx.counter("paid_prompt_tokens")),
         completion_tokens_(ctx.counter("paid_completion_tokens")),
         cost_(ctx.counter("paid_cost_micro_usd")),
+        coalesced_(ctx.counter("joined_identical_request")),
         response_parser_(jsonl::Format::ChatCompletion),
         check_parser_(jsonl::Format::ChatCompletion) {
     for (const auto& [name, value] : ctx.params().value("params").object()) params_[name] = scalar_json(value.scalar());
@@ -131,17 +140,33 @@ class TeacherStage : public Stage {
       std::string body = request_body(slot.record).dump();
       const std::string identity = base_url_ + "\n" + body;
       const std::string cache_key = hex(XXH3_128bits(identity.data(), identity.size()));
-      if (use_cache_)
-        if (std::optional<std::string> cached = cache_.get(cache_key)) {
-          work->answers[i] = decode_cached(*cached);
-          ++cache_hits_;
+      if (answer_from_cache(*work, i, cache_key)) continue;
+      work->remaining.fetch_add(1, std::memory_order_relaxed);
+      if (use_cache_) {
+        // The same request already on its way (same prompt twice in the
+        // input): wait for its answer instead of paying for it again.
+        std::lock_guard lock(in_flight_mutex_);
+        if (answer_from_cache(*work, i, cache_key)) {
+          work->remaining.fetch_sub(1, std::memory_order_relaxed);
           continue;
         }
-      work->remaining.fetch_add(1, std::memory_order_relaxed);
+        auto [waiters, first] = in_flight_.try_emplace(cache_key);
+        waiters->second.push_back({work, i});
+        if (!first) {
+          ++coalesced_;
+          continue;
+        }
+      }
+      const auto deliver = [this, cache_key, work, i](teacher::Outcome outcome) {
+        if (use_cache_)
+          on_outcome(cache_key, outcome);
+        else
+          deliver_to({{work, i}}, answer_of(cache_key, outcome));
+      };
       const double estimate = estimated_tokens(slot.record);
       client_->submit({std::move(body), estimate,
                        [this](const std::string& response) { return check(response); },
-                       [this, work, i, cache_key](teacher::Outcome outcome) { on_outcome(*work, i, cache_key, outcome); }});
+                       deliver});
     }
     work->finish_one();
   }
@@ -221,9 +246,40 @@ class TeacherStage : public Stage {
     return teacher::TokenUsage{static_cast<double>(usage.prompt_tokens), static_cast<double>(usage.completion_tokens)};
   }
 
-  // On the client's thread: store a fresh answer at once, then release the batch's slot.
-  void on_outcome(BatchWork& work, std::size_t index, const std::string& cache_key, teacher::Outcome& outcome) {
-    Answer& answer = work.answers[index];
+  bool answer_from_cache(BatchWork& work, std::size_t index, const std::string& cache_key) {
+    if (!use_cache_) return false;
+    std::optional<std::string> cached = cache_.get(cache_key);
+    if (!cached) return false;
+    work.answers[index] = decode_cached(*cached);
+    ++cache_hits_;
+    return true;
+  }
+
+  // On the client's thread: store a fresh answer at once (before anyone
+  // can miss it in both the cache and the in-flight map), then release
+  // every slot that waits for it.
+  void on_outcome(const std::string& cache_key, teacher::Outcome& outcome) {
+    const Answer answer = answer_of(cache_key, outcome);
+    std::vector<Waiter> waiters;
+    {
+      std::lock_guard lock(in_flight_mutex_);
+      auto it = in_flight_.find(cache_key);
+      waiters = std::move(it->second);
+      in_flight_.erase(it);
+    }
+    deliver_to(waiters, answer);
+  }
+
+  static void deliver_to(const std::vector<Waiter>& waiters, const Answer& answer) {
+    for (const Waiter& waiter : waiters) {
+      waiter.work->answers[waiter.index] = answer;
+      waiter.work->finish_one();
+    }
+  }
+
+  // On the client's thread: the answer, stored in the cache at once when it is one.
+  Answer answer_of(const std::string& cache_key, teacher::Outcome& outcome) {
+    Answer answer;
     answer.ok = outcome.ok;
     answer.attempts = outcome.attempts;
     if (outcome.ok) {
@@ -246,7 +302,7 @@ class TeacherStage : public Stage {
       answer.reason = std::move(outcome.reason);
       answer.message = std::move(outcome.message);
     }
-    work.finish_one();
+    return answer;
   }
 
   // Serial: one record per choice of the answer, in choice order.
@@ -303,6 +359,9 @@ class TeacherStage : public Stage {
   std::atomic<std::int64_t>& prompt_tokens_;
   std::atomic<std::int64_t>& completion_tokens_;
   std::atomic<std::int64_t>& cost_;
+  std::atomic<std::int64_t>& coalesced_;
+  std::mutex in_flight_mutex_;
+  std::unordered_map<std::string, std::vector<Waiter>> in_flight_;  // cache key -> slots waiting for it
   jsonl::LineParser response_parser_;  // serial part only
   jsonl::LineParser check_parser_;     // client thread only
   std::unique_ptr<teacher::TeacherClient> client_;

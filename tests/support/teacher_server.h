@@ -1,0 +1,66 @@
+// Runs examples/teacher's distill-teacher as a child process for a test:
+// on a free loopback port, with a request log the test reads to count
+// paid calls; stopped with SIGTERM when the object goes away.
+#pragma once
+
+#include <signal.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "process.h"
+#include "test_dir.h"
+
+namespace distill::testing {
+
+class TeacherServer {
+ public:
+  // `flags`: extra command-line flags, e.g. {"--rate-429", "0.1"}.
+  TeacherServer(const std::filesystem::path& dir, std::vector<std::string> flags) : log_(dir / "teacher-requests.jsonl") {
+    const std::filesystem::path port_file = dir / "teacher.port";
+    std::vector<std::string> argv = {std::getenv("DISTILL_TEACHER_BIN"), "--port", "0", "--port-file", port_file.string(),
+                                     "--log", log_.string()};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    pid_ = spawn(argv, (dir / "teacher.stderr").string());
+    for (int i = 0; i < 500 && port_.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      port_ = read_file(port_file);
+      while (!port_.empty() && (port_.back() == '\n' || port_.back() == ' ')) port_.pop_back();
+    }
+    if (port_.empty()) throw std::runtime_error("distill-teacher did not start: " + read_file(dir / "teacher.stderr"));
+  }
+  ~TeacherServer() {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  TeacherServer(const TeacherServer&) = delete;
+  TeacherServer& operator=(const TeacherServer&) = delete;
+
+  std::string base_url() const { return "http://127.0.0.1:" + port_ + "/v1"; }
+
+  // Every request the server answered, as logged.
+  std::vector<nlohmann::json> requests() const {
+    std::vector<nlohmann::json> lines;
+    std::istringstream in(read_file(log_));
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
+    return lines;
+  }
+
+  // Requests that a paying client would have been charged for: complete, well-formed answers.
+  std::size_t paid_calls() const {
+    std::size_t paid = 0;
+    for (const auto& r : requests())
+      if (r.value("status", 0) == 200 && r.value("fault", "none") != "malformed") ++paid;
+    return paid;
+  }
+
+ private:
+  std::filesystem::path log_;
+  pid_t pid_ = -1;
+  std::string port_;
+};
+
+}  // namespace distill::testing
