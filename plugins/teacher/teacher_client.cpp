@@ -113,7 +113,7 @@ struct TeacherClient::Impl {
       start_ready();
       int still_running = 0;
       curl_multi_perform(multi, &still_running);
-      collect();
+      if (collect()) continue;  // slots were freed: start waiting jobs before sleeping
       curl_multi_poll(multi, nullptr, 0, next_wake_ms(), nullptr);
     }
   }
@@ -195,7 +195,9 @@ struct TeacherClient::Impl {
     return size * count;
   }
 
-  void collect() {
+  // Ends the finished transfers; true when there were any.
+  bool collect() {
+    bool any = false;
     int left = 0;
     while (CURLMsg* message = curl_multi_info_read(multi, &left)) {
       if (message->msg != CURLMSG_DONE) continue;
@@ -209,7 +211,9 @@ struct TeacherClient::Impl {
       long status = 0;
       curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
       finish_attempt(std::move(job), code, status);
+      any = true;
     }
+    return any;
   }
 
   void finish_attempt(std::unique_ptr<Job> job, CURLcode code, long status) {
