@@ -164,7 +164,6 @@ struct TeacherClient::Impl {
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Impl::on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, job.get());
     curl_easy_setopt(easy, CURLOPT_PRIVATE, job.get());
-    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
     curl_multi_add_handle(multi, easy);
     ++counters.attempts;
     running.emplace(easy, std::move(job));
