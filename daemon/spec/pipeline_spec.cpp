@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -44,6 +45,31 @@ bool is_name(const std::string& text) {
   return !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
     return std::isalnum(c) || c == '.' || c == '_' || c == '-';
   });
+}
+
+// The value a ParamError key names ("pii.email", "patterns[1].deny"), or
+// the deepest one of its path that exists; nullptr when none does.
+const Value* find_key(const Value& block, const std::string& key) {
+  const Value* at = &block;
+  std::size_t i = 0;
+  while (i < key.size()) {
+    const Value* next = nullptr;
+    if (key[i] == '[') {
+      const std::size_t close = key.find(']', i);
+      if (close == std::string::npos) break;
+      const std::size_t index = std::strtoul(key.c_str() + i + 1, nullptr, 10);
+      if (at->is_list() && index < at->list().size()) next = &at->list()[index];
+      i = close + 1;
+    } else {
+      if (key[i] == '.') ++i;
+      const std::size_t end = std::min(key.find_first_of(".[", i), key.size());
+      next = at->find(key.substr(i, end - i));
+      i = end;
+    }
+    if (!next) break;
+    at = next;
+  }
+  return at == &block ? nullptr : at;
 }
 
 // Keys every plugin block may carry besides the plugin's own parameters.
@@ -102,7 +128,7 @@ struct Loader {
       try {
         component->validate(result.params);
       } catch (const ParamError& e) {
-        const Value* at = block.find(e.key());
+        const Value* at = find_key(block, e.key());
         error(at ? at->mark() : block.mark(), key + "." + e.key(), e.what());
       }
     }

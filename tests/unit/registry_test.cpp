@@ -58,7 +58,7 @@ TEST_F(RegistryTest, LoadDirLoadsTheBuiltPlugins) {
   Registry registry;
   registry.load_dir(plugin_dir_);
   EXPECT_TRUE(registry.errors().empty()) << registry.errors().front();
-  ASSERT_EQ(registry.plugins().size(), 2u);
+  ASSERT_GE(registry.plugins().size(), 2u);
 
   const LoadedPlugin* jsonl = registry.find("jsonl");
   ASSERT_NE(jsonl, nullptr);
@@ -70,7 +70,7 @@ TEST_F(RegistryTest, LoadDirLoadsTheBuiltPlugins) {
   const LoadedPlugin* dedupe = registry.find("exact_dedupe");
   ASSERT_NE(dedupe, nullptr);
   EXPECT_EQ(dedupe->file, resolved(exact_dedupe_));
-  EXPECT_EQ(registry.find("minhash_dedupe"), nullptr);
+  EXPECT_EQ(registry.find("no_such_plugin"), nullptr);
   EXPECT_EQ(registry.find(""), nullptr);
 }
 
@@ -105,7 +105,8 @@ TEST_F(RegistryTest, ComponentByKind) {
 TEST_F(RegistryTest, NamesWithKind) {
   Registry registry;
   EXPECT_EQ(registry.names_with(Kind::Stage), "(none)");
-  registry.load_dir(plugin_dir_);
+  ASSERT_TRUE(registry.load_file(jsonl_));
+  ASSERT_TRUE(registry.load_file(exact_dedupe_));
   EXPECT_EQ(registry.names_with(Kind::Source), "jsonl");
   EXPECT_EQ(registry.names_with(Kind::Stage), "exact_dedupe");
   EXPECT_EQ(registry.names_with(Kind::Sink), "jsonl");
@@ -117,7 +118,9 @@ TEST_F(RegistryTest, LoadingTheSameFileTwiceIsANoOp) {
   EXPECT_TRUE(registry.load_file(jsonl_));
   EXPECT_TRUE(registry.load_file(jsonl_.parent_path() / ".." / jsonl_.parent_path().filename() / jsonl_.filename()));
   registry.load_dir(plugin_dir_);
-  EXPECT_EQ(registry.plugins().size(), 2u);
+  Registry fresh;
+  fresh.load_dir(plugin_dir_);
+  EXPECT_EQ(registry.plugins().size(), fresh.plugins().size());
   EXPECT_TRUE(registry.errors().empty());
 }
 
