@@ -2,27 +2,9 @@
 // and written through. Keys are the instance's prefix plus the plugin's key.
 #include "store/plugin_state.h"
 
-#include <rocksdb/comparator.h>
 
 namespace distill::store {
 namespace {
-
-// Copies the buffered plugin_state writes into the checkpoint's batch.
-class CopyToBatch : public rocksdb::WriteBatch::Handler {
- public:
-  CopyToBatch(rocksdb::WriteBatch& target, rocksdb::ColumnFamilyHandle* family)
-      : target_(target), family_(family) {}
-  rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
-    return target_.Put(family_, key, value);
-  }
-  rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice& key) override {
-    return target_.Delete(family_, key);
-  }
-
- private:
-  rocksdb::WriteBatch& target_;
-  rocksdb::ColumnFamilyHandle* family_;
-};
 
 void scan_iterator(rocksdb::Iterator& it, std::string_view prefix, std::size_t strip,
                    const std::function<bool(std::string_view, std::string_view)>& visit) {
@@ -33,8 +15,7 @@ void scan_iterator(rocksdb::Iterator& it, std::string_view prefix, std::size_t s
 
 }  // namespace
 
-CheckpointedState::CheckpointedState(Store& store, std::string prefix)
-    : store_(store), prefix_(std::move(prefix)), pending_(rocksdb::BytewiseComparator(), 0, true) {}
+CheckpointedState::CheckpointedState(Store& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
 
 std::string CheckpointedState::full_key(std::string_view key) const {
   std::string full = prefix_;
@@ -43,37 +24,51 @@ std::string CheckpointedState::full_key(std::string_view key) const {
 }
 
 std::optional<std::string> CheckpointedState::get(std::string_view key) {
-  std::string value;
-  rocksdb::Status status = pending_.GetFromBatchAndDB(&store_.db(), rocksdb::ReadOptions(),
-                                                      store_.family(Family::PluginState), full_key(key), &value);
-  if (status.IsNotFound()) return std::nullopt;
-  check(status, "reading plugin state");
-  return value;
+  const std::string full = full_key(key);
+  if (auto it = pending_.find(full); it != pending_.end()) return it->second;
+  return store_.get(Family::PluginState, full);
 }
 
 void CheckpointedState::put(std::string_view key, std::string_view value) {
-  check(pending_.Put(store_.family(Family::PluginState), full_key(key), value), "buffering plugin state");
+  pending_.insert_or_assign(full_key(key), std::string(value));
 }
 
-void CheckpointedState::erase(std::string_view key) {
-  check(pending_.Delete(store_.family(Family::PluginState), full_key(key)), "buffering plugin state");
-}
+void CheckpointedState::erase(std::string_view key) { pending_.insert_or_assign(full_key(key), std::nullopt); }
 
+// Merges the committed keys with the pending writes, in key order.
 void CheckpointedState::scan(std::string_view prefix,
                              const std::function<bool(std::string_view, std::string_view)>& visit) {
-  rocksdb::ColumnFamilyHandle* family = store_.family(Family::PluginState);
+  const std::string start = full_key(prefix);
   std::unique_ptr<rocksdb::Iterator> it(
-      pending_.NewIteratorWithBase(family, store_.db().NewIterator(rocksdb::ReadOptions(), family)));
-  scan_iterator(*it, full_key(prefix), prefix_.size(), visit);
+      store_.db().NewIterator(rocksdb::ReadOptions(), store_.family(Family::PluginState)));
+  it->Seek(start);
+  auto pending = pending_.lower_bound(start);
+  auto pending_valid = [&] { return pending != pending_.end() && std::string_view(pending->first).starts_with(start); };
+  auto stored_valid = [&] { return it->Valid() && it->key().starts_with(start); };
+  const std::size_t strip = prefix_.size();
+  while (pending_valid() || stored_valid()) {
+    const bool take_pending =
+        pending_valid() && (!stored_valid() || std::string_view(pending->first) <= it->key().ToStringView());
+    if (take_pending) {
+      if (stored_valid() && it->key().ToStringView() == pending->first) it->Next();  // overwritten
+      if (pending->second && !visit(std::string_view(pending->first).substr(strip), *pending->second)) return;
+      ++pending;
+    } else {
+      if (!visit(it->key().ToStringView().substr(strip), it->value().ToStringView())) return;
+      it->Next();
+    }
+  }
+  check(it->status(), "scanning plugin state");
 }
 
 void CheckpointedState::move_pending_to(rocksdb::WriteBatch& batch) {
-  CopyToBatch copy(batch, store_.family(Family::PluginState));
-  check(pending_.GetWriteBatch()->Iterate(&copy), "collecting plugin state for a checkpoint");
-  pending_.Clear();
+  rocksdb::ColumnFamilyHandle* family = store_.family(Family::PluginState);
+  for (const auto& [key, value] : pending_)
+    check(value ? batch.Put(family, key, *value) : batch.Delete(family, key), "collecting plugin state for a checkpoint");
+  pending_.clear();
 }
 
-void CheckpointedState::discard_pending() { pending_.Clear(); }
+void CheckpointedState::discard_pending() { pending_.clear(); }
 
 std::optional<std::string> SharedNamespace::get(std::string_view key) {
   return store_.get(Family::Shared, prefix_ + std::string(key));

@@ -3,6 +3,7 @@
 // StoreError messages that say what failed.
 #include "store/store.h"
 
+#include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 
@@ -15,8 +16,14 @@ constexpr std::array<const char*, 5> kFamilyNames = {"runs", "checkpoints", "plu
                                                      "shared"};
 
 rocksdb::ColumnFamilyOptions family_options() {
+  // One block cache for data, index and filter blocks, so memory stays
+  // bounded however large the plugin state grows.
+  static const std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(256u << 20);
   rocksdb::ColumnFamilyOptions options;
   rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   options.compression = rocksdb::kLZ4Compression;

@@ -1,0 +1,88 @@
+// MinHash and LSH banding, as pure functions with no state: shingling a
+// normalised text into 32-bit shingle hashes, signatures (the minimum of
+// each of `hashes` hash permutations over the shingles), band hashes, the
+// exact and the estimated Jaccard similarity, the bands × rows that best
+// fit a target Jaccard, and a Bloom filter of band buckets. The
+// minhash_dedupe stage builds on these.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace distill::minhash {
+
+enum class Unit { Word, Char };
+
+struct Shingling {
+  Unit unit = Unit::Word;
+  std::size_t size = 5;    // words (or characters) per shingle
+  std::uint64_t seed = 1;  // seed of every hash
+};
+
+// The distinct hashes of the text's shingles, sorted. Words are runs of
+// non-blank bytes; characters are UTF-8 code points. A text shorter than
+// one shingle is one shingle; an empty text has none.
+std::vector<std::uint32_t> shingle_hashes(std::string_view text, const Shingling& shingling);
+
+// `hashes` permutations of the 32-bit shingle hashes: a per-permutation
+// salt XORed in, then the murmur3 finaliser (a bijection).
+class Permutations {
+ public:
+  Permutations(std::size_t hashes, std::uint64_t seed);
+  std::size_t size() const { return size_; }
+  // Writes size() minima to `out`; no shingles give all 0xffffffff.
+  void signature(std::span<const std::uint32_t> shingles, std::uint32_t* out) const;
+
+ private:
+  std::size_t size_;
+  std::vector<std::uint32_t> salts_;  // padded to a multiple of the vector block
+};
+
+// The hash of band `band` (rows values starting at band * rows).
+std::uint64_t band_hash(const std::uint32_t* signature, std::size_t band, std::size_t rows, std::uint64_t seed);
+
+// |a ∩ b| / |a ∪ b| of two sorted sets of distinct values.
+double jaccard(std::span<const std::uint32_t> a, std::span<const std::uint32_t> b);
+// The share of positions where two signatures agree: an unbiased estimate of the Jaccard.
+double estimated_jaccard(std::span<const std::uint32_t> a, std::span<const std::uint32_t> b);
+
+struct Banding {
+  std::size_t bands = 14;
+  std::size_t rows = 8;
+};
+
+// The probability that two texts of Jaccard `s` share at least one band: 1 - (1 - s^rows)^bands.
+double candidate_probability(double s, const Banding& banding);
+// A pair at the threshold should become a candidate at least this often.
+constexpr double kThresholdRecall = 0.9;
+// The bands × rows (bands * rows <= hashes) with the smallest area under
+// the candidate probability below `threshold` (fewest false candidates)
+// among those that make a pair at `threshold` a candidate with probability
+// >= kThresholdRecall (or, when none can, the most probable).
+Banding banding_for_threshold(double threshold, std::size_t hashes);
+
+// A blocked Bloom filter over (band, band hash) pairs of a fixed size: it
+// answers "certainly absent" for most buckets that do not exist, so that
+// their lookups can be skipped. No false negatives; the false-positive
+// rate grows as it fills (about 1% at 9 bits per pair).
+class BandFilter {
+ public:
+  explicit BandFilter(std::size_t bytes);
+  void add(std::size_t band, std::uint64_t hash);
+  bool may_contain(std::size_t band, std::uint64_t hash) const;
+
+ private:
+  using Block = std::array<std::uint64_t, 8>;  // one 64-byte cache line
+  struct Probe {
+    std::size_t block;
+    Block bits;
+  };
+  Probe probe(std::size_t band, std::uint64_t hash) const;
+  std::vector<Block> blocks_;
+};
+
+}  // namespace distill::minhash

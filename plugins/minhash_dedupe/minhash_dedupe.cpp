@@ -1,0 +1,404 @@
+// minhash_dedupe: drops near-duplicates (MinHash LSH) of records kept
+// earlier, in this run or any earlier run of the pipeline. Shingling and
+// signatures run in the parallel part; the band buckets and the indexed
+// records live in the instance's checkpointed state and are queried and
+// filled in source order, so the first occurrence is the one kept and the
+// result does not depend on the thread count.
+//
+// State layout (keys of the instance's state; numbers little-endian in
+// values, big-endian in keys):
+//   "cfg"                           the index-defining parameters, as text
+//   "seq"                           u64: number of the next indexed record
+//   'b' band(u16) band_hash(u64)    up to max_bucket record numbers (u64 each)
+//   'e' number(u64)                 origin(u64) id_size(u32) id payload(u32...)
+//   'c' number(u64)                 u64: size of the cluster it heads (absent: 1)
+// The payload is the sorted shingle hashes (verify: exact) or the
+// signature (verify: estimate or none). The origin hashes the run number
+// with the record's source uri and offset: a record replayed after a crash
+// that finds its own entry (same id, same origin, written before this
+// process started) is not its own duplicate. A fixed-size Bloom filter of
+// the buckets, filled from the state when the stage starts, spares the
+// state lookups of buckets that do not exist (most of them).
+#include <distill/plugin.h>
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include "minhash.h"
+#include "text_normalize.h"
+
+namespace {
+
+using namespace distill;
+
+enum class Verify { Exact, Estimate, None };
+
+constexpr minhash::Banding kDefaultBanding{14, 8};
+
+void append_be(std::string& out, std::uint64_t value, int bytes) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
+}
+
+void append_le(std::string& out, std::uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+std::uint64_t read_be(std::string_view bytes, std::size_t at, int size) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < size; ++i) value = (value << 8) | static_cast<unsigned char>(bytes[at + i]);
+  return value;
+}
+
+std::uint64_t read_le(std::string_view bytes, std::size_t at, int size) {
+  std::uint64_t value = 0;
+  for (int i = size - 1; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(bytes[at + i]);
+  return value;
+}
+
+std::string numbered_key(char kind, std::uint64_t number) {
+  std::string key(1, kind);
+  append_be(key, number, 8);
+  return key;
+}
+
+minhash::Banding banding(const Params& params) {
+  if (params.has("lsh_threshold"))
+    return minhash::banding_for_threshold(params.number("lsh_threshold"),
+                                          static_cast<std::size_t>(params.integer("hashes")));
+  return {params.has("bands") ? static_cast<std::size_t>(params.integer("bands")) : kDefaultBanding.bands,
+          params.has("rows") ? static_cast<std::size_t>(params.integer("rows")) : kDefaultBanding.rows};
+}
+
+// What the parallel part leaves for the serial part, per slot.
+struct Prepared {
+  std::vector<std::uint32_t> payload;  // what an index entry stores
+  std::vector<std::uint64_t> bands;    // empty when the record has no text
+};
+
+// An index entry, decoded.
+struct Entry {
+  std::uint64_t origin = 0;
+  std::string id;
+  std::vector<std::uint32_t> payload;
+};
+
+class MinhashDedupe : public Stage {
+ public:
+  explicit MinhashDedupe(Context& ctx)
+      : ctx_(ctx),
+        state_(ctx.state()),
+        response_only_(ctx.params().str("text") == "response"),
+        options_(text::normalize_options(ctx.params().strings("normalize"))),
+        shingling_{ctx.params().str("shingles") == "char" ? minhash::Unit::Char : minhash::Unit::Word,
+                   static_cast<std::size_t>(ctx.params().integer("shingle_size")),
+                   static_cast<std::uint64_t>(ctx.params().integer("seed"))},
+        permutations_(static_cast<std::size_t>(ctx.params().integer("hashes")), shingling_.seed),
+        banding_(banding(ctx.params())),
+        verify_(verify_mode(ctx.params().str("verify"))),
+        threshold_(ctx.params().number("threshold")),
+        max_bucket_(static_cast<std::size_t>(ctx.params().integer("max_bucket"))),
+        filter_(static_cast<std::size_t>(ctx.params().integer("filter_mb")) << 20) {
+    validate(ctx.params());
+    if (ctx.params().has("lsh_threshold"))
+      ctx.log().info("lsh_threshold " + ctx.params().str("lsh_threshold") + ": " + std::to_string(banding_.bands) +
+                     " bands x " + std::to_string(banding_.rows) + " rows");
+    const std::string config = index_config(ctx.params());
+    if (std::optional<std::string> stored = state_.get("cfg")) {
+      if (*stored != config)
+        throw std::runtime_error(config_change(*stored, config) +
+                                 ": the index depends on them (give the stage a new id to start a new index)");
+    } else {
+      state_.put("cfg", config);
+    }
+    if (std::optional<std::string> seq = state_.get("seq")) next_seq_ = read_le(*seq, 0, 8);
+    first_seq_ = next_seq_;
+    const auto start = std::chrono::steady_clock::now();
+    std::uint64_t buckets = 0;
+    state_.scan("b", [&](std::string_view key, std::string_view) {
+      filter_.add(read_be(key, 1, 2), read_be(key, 3, 8));
+      ++buckets;
+      return true;
+    });
+    if (buckets > 0) {
+      char seconds[32];
+      std::snprintf(seconds, sizeof seconds, "%.1f",
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      ctx.log().info(std::to_string(buckets) + " buckets of " + std::to_string(next_seq_) +
+                     " indexed records read into the filter in " + seconds + " s");
+    }
+  }
+
+  static void validate(const Params& params) {
+    if (params.has("lsh_threshold") && (params.has("bands") || params.has("rows")))
+      throw ParamError("lsh_threshold", "set either lsh_threshold or bands and rows, not both");
+    const minhash::Banding b = banding(params);
+    const std::int64_t hashes = params.integer("hashes");
+    if (static_cast<std::int64_t>(b.bands * b.rows) > hashes)
+      throw ParamError(params.has("bands") ? "bands" : params.has("rows") ? "rows" : "hashes",
+                       "bands x rows = " + std::to_string(b.bands) + " x " + std::to_string(b.rows) + " = " +
+                           std::to_string(b.bands * b.rows) + " exceeds hashes (" + std::to_string(hashes) + ")");
+  }
+
+  unsigned prepare_parallelism() const override { return 64; }
+
+  void prepare(Batch& batch) override {
+    std::vector<Prepared> prepared(batch.slots.size());
+    std::vector<std::uint32_t> signature(permutations_.size());
+    for (std::size_t i = 0; i < batch.slots.size(); ++i) {
+      if (!batch.slots[i].live()) continue;
+      std::vector<std::uint32_t> shingles = minhash::shingle_hashes(text_of(batch.slots[i].record), shingling_);
+      if (shingles.empty()) continue;
+      permutations_.signature(shingles, signature.data());
+      Prepared& p = prepared[i];
+      p.bands.resize(banding_.bands);
+      for (std::size_t b = 0; b < banding_.bands; ++b)
+        p.bands[b] = minhash::band_hash(signature.data(), b, banding_.rows, shingling_.seed);
+      p.payload = verify_ == Verify::Exact ? std::move(shingles) : signature;
+    }
+    batch.scratch = std::move(prepared);
+  }
+
+  void process(Batch& batch) override {
+    const auto& prepared = std::any_cast<const std::vector<Prepared>&>(batch.scratch);
+    const std::uint64_t seq_before = next_seq_;
+    for (std::size_t i = 0; i < batch.slots.size(); ++i) {
+      Slot& slot = batch.slots[i];
+      if (!slot.live()) continue;
+      if (prepared[i].bands.empty()) {
+        ++no_text_;
+        continue;
+      }
+      deduplicate(slot, prepared[i]);
+    }
+    if (next_seq_ != seq_before) {
+      std::string value;
+      append_le(value, next_seq_, 8);
+      state_.put("seq", value);
+    }
+    flush_counters();
+  }
+
+ private:
+  struct Match {
+    std::uint64_t seq = 0;
+    std::string id;
+    double jaccard = -1;
+  };
+
+  static Verify verify_mode(const std::string& name) {
+    return name == "exact" ? Verify::Exact : name == "estimate" ? Verify::Estimate : Verify::None;
+  }
+
+  // The parameters an index depends on: a later run must use the same ones.
+  std::string index_config(const Params& params) const {
+    std::string normalize;
+    const std::pair<const char*, bool> steps[] = {{"nfkc", options_.nfkc},
+                                                  {"casefold", options_.casefold},
+                                                  {"whitespace", options_.whitespace},
+                                                  {"punctuation", options_.punctuation},
+                                                  {"digits", options_.digits}};
+    for (const auto& [name, on] : steps)
+      if (on) normalize += normalize.empty() ? name : std::string(",") + name;
+    return "text=" + params.str("text") + " normalize=[" + normalize + "] shingles=" + params.str("shingles") + ":" +
+           std::to_string(shingling_.size) + " hashes=" + std::to_string(permutations_.size()) +
+           " seed=" + std::to_string(shingling_.seed) + " bands=" + std::to_string(banding_.bands) + "x" +
+           std::to_string(banding_.rows) + " payload=" + (verify_ == Verify::Exact ? "shingles" : "signature");
+  }
+
+  // "the index was built with seed=1, this run has seed=2", naming only what differs.
+  static std::string config_change(const std::string& stored, const std::string& config) {
+    auto words = [](const std::string& text) {
+      std::vector<std::string> out;
+      for (std::size_t at = 0; at <= text.size();) {
+        const std::size_t end = std::min(text.find(' ', at), text.size());
+        out.push_back(text.substr(at, end - at));
+        at = end + 1;
+      }
+      return out;
+    };
+    const std::vector<std::string> was = words(stored);
+    const std::vector<std::string> now = words(config);
+    std::string before, after;
+    for (std::size_t i = 0; i < std::max(was.size(), now.size()); ++i) {
+      const std::string a = i < was.size() ? was[i] : "";
+      const std::string b = i < now.size() ? now[i] : "";
+      if (a == b) continue;
+      before += (before.empty() ? "" : " ") + a;
+      after += (after.empty() ? "" : " ") + b;
+    }
+    return "the index was built with " + before + ", this run has " + after;
+  }
+
+  std::string text_of(const Record& record) const {
+    if (response_only_) return text::normalize(record.response, options_);
+    std::string out;
+    for (const Message& m : record.prompt) {
+      if (m.role == "system" || m.role == "developer") continue;  // often shared by every record
+      out += text::normalize(m.content, options_);
+      out += ' ';
+    }
+    out += text::normalize(record.response, options_);
+    return out;
+  }
+
+  std::uint64_t origin_of(const Record& record) const {
+    std::string key;
+    append_le(key, ctx_.run().run, 8);
+    append_le(key, static_cast<std::uint64_t>(record.provenance.offset), 8);
+    key += record.provenance.uri;
+    return XXH3_64bits(key.data(), key.size());
+  }
+
+  static std::string bucket_key(std::size_t band, std::uint64_t hash) {
+    std::string key(1, 'b');
+    append_be(key, band, 2);
+    append_be(key, hash, 8);
+    return key;
+  }
+
+  Entry read_entry(std::uint64_t seq) {
+    std::optional<std::string> value = state_.get(numbered_key('e', seq));
+    if (!value || value->size() < 12)
+      throw std::runtime_error("the index is damaged: entry " + std::to_string(seq) + " is missing or short");
+    Entry entry;
+    entry.origin = read_le(*value, 0, 8);
+    const std::size_t id_size = read_le(*value, 8, 4);
+    entry.id = value->substr(12, id_size);
+    for (std::size_t at = 12 + id_size; at + 4 <= value->size(); at += 4)
+      entry.payload.push_back(static_cast<std::uint32_t>(read_le(*value, at, 4)));
+    return entry;
+  }
+
+  void deduplicate(Slot& slot, const Prepared& p) {
+    buckets_.resize(p.bands.size());
+    candidates_.clear();
+    for (std::size_t b = 0; b < p.bands.size(); ++b) {
+      if (filter_.may_contain(b, p.bands[b]))
+        buckets_[b] = state_.get(bucket_key(b, p.bands[b])).value_or(std::string());
+      else
+        buckets_[b].clear();
+      for (std::size_t at = 0; at + 8 <= buckets_[b].size(); at += 8) candidates_.push_back(read_le(buckets_[b], at, 8));
+    }
+    std::sort(candidates_.begin(), candidates_.end());
+    candidates_.erase(std::unique(candidates_.begin(), candidates_.end()), candidates_.end());
+
+    const std::uint64_t origin = origin_of(slot.record);
+    Match best;
+    for (std::uint64_t seq : candidates_) {
+      Entry entry = read_entry(seq);
+      if (seq < first_seq_ && entry.origin == origin && entry.id == slot.record.id) continue;  // itself, replayed
+      ++checked_;
+      const double j = verify_ == Verify::Exact ? minhash::jaccard(p.payload, entry.payload)
+                                                : minhash::estimated_jaccard(p.payload, entry.payload);
+      if (verify_ != Verify::None && j < threshold_) {
+        ++below_threshold_;
+        continue;
+      }
+      if (j > best.jaccard) best = {seq, std::move(entry.id), j};
+    }
+    if (best.jaccard >= 0)
+      drop(slot, best);
+    else
+      insert(slot, p, origin);
+  }
+
+  void drop(Slot& slot, const Match& match) {
+    const std::string key = numbered_key('c', match.seq);
+    const std::optional<std::string> stored = state_.get(key);
+    const std::uint64_t size = (stored ? read_le(*stored, 0, 8) : 1) + 1;
+    std::string value;
+    append_le(value, size, 8);
+    state_.put(key, value);
+    slot.drop_reason = "near_duplicate";
+    slot.record.annotations["near_duplicate_of"] = match.id;
+    slot.record.annotations["jaccard"] = std::round(match.jaccard * 1e4) / 1e4;
+    slot.record.annotations["cluster_size"] = static_cast<double>(size);
+  }
+
+  void insert(const Slot& slot, const Prepared& p, std::uint64_t origin) {
+    const std::uint64_t seq = next_seq_++;
+    std::string entry;
+    entry.reserve(12 + slot.record.id.size() + 4 * p.payload.size());
+    append_le(entry, origin, 8);
+    append_le(entry, slot.record.id.size(), 4);
+    entry += slot.record.id;
+    for (std::uint32_t v : p.payload) append_le(entry, v, 4);
+    state_.put(numbered_key('e', seq), entry);
+    for (std::size_t b = 0; b < p.bands.size(); ++b) {
+      filter_.add(b, p.bands[b]);
+      if (buckets_[b].size() / 8 >= max_bucket_) continue;
+      append_le(buckets_[b], seq, 8);
+      state_.put(bucket_key(b, p.bands[b]), buckets_[b]);
+    }
+  }
+
+  void flush_counters() {
+    ctx_.counter("candidates") += checked_;
+    ctx_.counter("below_threshold") += below_threshold_;
+    ctx_.counter("no_text") += no_text_;
+    checked_ = below_threshold_ = no_text_ = 0;
+  }
+
+  Context& ctx_;
+  KeyValue& state_;
+  bool response_only_;
+  text::NormalizeOptions options_;
+  minhash::Shingling shingling_;
+  minhash::Permutations permutations_;
+  minhash::Banding banding_;
+  Verify verify_;
+  double threshold_;
+  std::size_t max_bucket_;
+  minhash::BandFilter filter_;  // every bucket in the state is in it
+  std::uint64_t next_seq_ = 0;
+  std::uint64_t first_seq_ = 0;  // entries numbered below were written before this process
+  std::vector<std::string> buckets_;
+  std::vector<std::uint64_t> candidates_;
+  std::int64_t checked_ = 0;
+  std::int64_t below_threshold_ = 0;
+  std::int64_t no_text_ = 0;
+};
+
+}  // namespace
+
+DISTILL_PLUGIN(
+    "minhash_dedupe", "drops near-duplicates (MinHash LSH, optionally verified by Jaccard), across runs",
+    distill::stage<MinhashDedupe>({
+        distill::param::Choice("text", "what is compared", {"prompt+response", "response"})
+            .default_value("prompt+response"),
+        distill::text::normalize_param(),
+        distill::param::Choice("shingles", "shingle unit: word n-grams or character n-grams", {"word", "char"})
+            .default_value("word"),
+        distill::param::Int("shingle_size", "words (or characters) per shingle").default_value("5").min(1).max(1000),
+        distill::param::Int("hashes", "MinHash permutations per signature").default_value("112").min(1).max(1024),
+        distill::param::Int("bands", "LSH bands (default 14, or derived from lsh_threshold)").min(1).max(1024),
+        distill::param::Int("rows", "signature values per band (default 8, or derived from lsh_threshold)")
+            .min(1)
+            .max(1024),
+        distill::param::Double("lsh_threshold", "derive bands and rows (bands x rows <= hashes) for this Jaccard")
+            .min(0.01)
+            .max(0.99),
+        distill::param::Int("seed", "seed of the shingle hashes and permutations").default_value("1").min(0),
+        distill::param::Choice("verify",
+                               "how a candidate is confirmed: exact Jaccard of stored shingle sets, Jaccard estimated "
+                               "from stored signatures, or none (a shared band is enough)",
+                               {"exact", "estimate", "none"})
+            .default_value("exact"),
+        distill::param::Double("threshold", "Jaccard at or above which a verified candidate is a duplicate")
+            .default_value("0.8")
+            .min(0)
+            .max(1),
+        distill::param::Int("max_bucket", "records listed per LSH bucket; later ones are indexed in their other bands")
+            .default_value("16")
+            .min(1)
+            .max(4096),
+        distill::param::Int("filter_mb", "memory for the Bloom filter that skips lookups of empty buckets")
+            .default_value("64")
+            .min(1)
+            .max(65536),
+    }))
