@@ -20,6 +20,9 @@ class TeacherServer {
   // `flags`: extra command-line flags, e.g. {"--rate-429", "0.1"}.
   TeacherServer(const std::filesystem::path& dir, std::vector<std::string> flags) : log_(dir / "teacher-requests.jsonl") {
     const std::filesystem::path port_file = dir / "teacher.port";
+    // A server started earlier in the same folder left these behind.
+    std::filesystem::remove(port_file);
+    std::filesystem::remove(log_);
     std::vector<std::string> argv = {std::getenv("DISTILL_TEACHER_BIN"), "--port", "0", "--port-file", port_file.string(),
                                      "--log", log_.string()};
     argv.insert(argv.end(), flags.begin(), flags.end());
