@@ -182,9 +182,9 @@ Value to_value(const YAML::Node& node, std::optional<Mark> fixed_mark) {
       Value::Object object;
       for (const auto& pair : node) {
         // An empty value has no place of its own in the file: it stands where its key does.
-        const YAML::Node& at = pair.second.IsNull() ? pair.first : pair.second;
-        object.emplace_back(pair.first.Scalar(), pair.second.IsNull() ? Value(fixed_mark ? *fixed_mark : Mark{at.Mark().line + 1, at.Mark().column + 1})
-                                                                      : to_value(pair.second, fixed_mark));
+        Value value = pair.second.IsNull() ? Value(to_value(pair.first, fixed_mark).mark())
+                                           : to_value(pair.second, fixed_mark);
+        object.emplace_back(pair.first.Scalar(), std::move(value));
       }
       return Value(std::move(object), mark);
     }
