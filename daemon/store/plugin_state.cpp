@@ -2,6 +2,8 @@
 // and written through. Keys are the instance's prefix plus the plugin's key.
 #include "store/plugin_state.h"
 
+#include <algorithm>
+#include <cstring>
 
 namespace distill::store {
 namespace {
@@ -23,52 +25,104 @@ std::string CheckpointedState::full_key(std::string_view key) const {
   return full;
 }
 
+std::string_view CheckpointedState::keep(std::string_view bytes) {
+  constexpr std::size_t kChunkBytes = 1 << 20;
+  if (bytes.empty()) return {};
+  char* out;
+  if (bytes.size() > kChunkBytes / 4) {  // a chunk of its own
+    out = chunks_.emplace_back(std::make_unique_for_overwrite<char[]>(bytes.size())).get();
+  } else {
+    if (free_bytes_ < bytes.size()) {
+      free_ = chunks_.emplace_back(std::make_unique_for_overwrite<char[]>(kChunkBytes)).get();
+      free_bytes_ = kChunkBytes;
+    }
+    out = free_;
+    free_ += bytes.size();
+    free_bytes_ -= bytes.size();
+  }
+  std::memcpy(out, bytes.data(), bytes.size());
+  return {out, bytes.size()};
+}
+
+void CheckpointedState::write(std::string_view key, Pending pending) {
+  if (auto it = pending_.find(key); it != pending_.end())
+    it->second = pending;
+  else
+    pending_.emplace(keep(key), pending);
+}
+
 std::optional<std::string> CheckpointedState::get(std::string_view key) {
-  const std::string full = full_key(key);
-  if (auto it = pending_.find(full); it != pending_.end()) return it->second;
-  return store_.get(Family::PluginState, full);
+  if (auto it = pending_.find(key); it != pending_.end()) {
+    if (it->second.erased) return std::nullopt;
+    return std::string(it->second.value);
+  }
+  return store_.get(Family::PluginState, full_key(key));
 }
 
-void CheckpointedState::put(std::string_view key, std::string_view value) {
-  pending_.insert_or_assign(full_key(key), std::string(value));
-}
+void CheckpointedState::put(std::string_view key, std::string_view value) { write(key, {keep(value), false}); }
 
-void CheckpointedState::erase(std::string_view key) { pending_.insert_or_assign(full_key(key), std::nullopt); }
+void CheckpointedState::erase(std::string_view key) { write(key, {{}, true}); }
+
+std::vector<const CheckpointedState::PendingEntry*> CheckpointedState::pending_in_order(std::string_view prefix) const {
+  std::vector<const PendingEntry*> entries;
+  entries.reserve(prefix.empty() ? pending_.size() : 0);
+  for (const PendingEntry& entry : pending_)
+    if (entry.first.starts_with(prefix)) entries.push_back(&entry);
+  std::sort(entries.begin(), entries.end(), [](const PendingEntry* a, const PendingEntry* b) { return a->first < b->first; });
+  return entries;
+}
 
 // Merges the committed keys with the pending writes, in key order.
 void CheckpointedState::scan(std::string_view prefix,
                              const std::function<bool(std::string_view, std::string_view)>& visit) {
+  const std::vector<const PendingEntry*> pending = pending_in_order(prefix);
+  auto next_pending = pending.begin();
   const std::string start = full_key(prefix);
   std::unique_ptr<rocksdb::Iterator> it(
       store_.db().NewIterator(rocksdb::ReadOptions(), store_.family(Family::PluginState)));
   it->Seek(start);
-  auto pending = pending_.lower_bound(start);
-  auto pending_valid = [&] { return pending != pending_.end() && std::string_view(pending->first).starts_with(start); };
-  auto stored_valid = [&] { return it->Valid() && it->key().starts_with(start); };
   const std::size_t strip = prefix_.size();
-  while (pending_valid() || stored_valid()) {
-    const bool take_pending =
-        pending_valid() && (!stored_valid() || std::string_view(pending->first) <= it->key().ToStringView());
+  auto stored_valid = [&] { return it->Valid() && it->key().starts_with(start); };
+  auto stored_key = [&] { return it->key().ToStringView().substr(strip); };
+  while (next_pending != pending.end() || stored_valid()) {
+    const bool take_pending = next_pending != pending.end() && (!stored_valid() || (*next_pending)->first <= stored_key());
     if (take_pending) {
-      if (stored_valid() && it->key().ToStringView() == pending->first) it->Next();  // overwritten
-      if (pending->second && !visit(std::string_view(pending->first).substr(strip), *pending->second)) return;
-      ++pending;
+      const auto& [key, write] = **next_pending;
+      if (stored_valid() && stored_key() == key) it->Next();  // overwritten
+      if (!write.erased && !visit(key, write.value)) return;
+      ++next_pending;
     } else {
-      if (!visit(it->key().ToStringView().substr(strip), it->value().ToStringView())) return;
+      if (!visit(stored_key(), it->value().ToStringView())) return;
       it->Next();
     }
   }
   check(it->status(), "scanning plugin state");
 }
 
+// Key order makes RocksDB's memtable inserts sequential, which is cheaper.
 void CheckpointedState::move_pending_to(rocksdb::WriteBatch& batch) {
   rocksdb::ColumnFamilyHandle* family = store_.family(Family::PluginState);
-  for (const auto& [key, value] : pending_)
-    check(value ? batch.Put(family, key, *value) : batch.Delete(family, key), "collecting plugin state for a checkpoint");
-  pending_.clear();
+  for (const PendingEntry* entry : pending_in_order("")) {
+    const rocksdb::Slice key_parts[] = {prefix_, entry->first};
+    const rocksdb::SliceParts key(key_parts, 2);
+    if (entry->second.erased) {
+      check(batch.Delete(family, key), "collecting plugin state for a checkpoint");
+    } else {
+      const rocksdb::Slice value(entry->second.value);
+      check(batch.Put(family, key, rocksdb::SliceParts(&value, 1)), "collecting plugin state for a checkpoint");
+    }
+  }
+  clear_pending();
 }
 
-void CheckpointedState::discard_pending() { pending_.clear(); }
+void CheckpointedState::discard_pending() { clear_pending(); }
+
+void CheckpointedState::clear_pending() {
+  pending_.clear();
+  chunks_.clear();
+  free_ = nullptr;
+  free_bytes_ = 0;
+}
 
 std::optional<std::string> SharedNamespace::get(std::string_view key) {
   return store_.get(Family::Shared, prefix_ + std::string(key));

@@ -169,6 +169,31 @@ TEST_F(StoreTest, CheckpointedStateScanMergesPendingAndCommittedInKeyOrder) {
   EXPECT_EQ(first_two, (std::vector<std::string>{"k0", "k1"}));
 }
 
+TEST_F(StoreTest, CheckpointedStateKeepsEmptyLargeAndManyValuesUntilTheCheckpoint) {
+  CheckpointedState state(*store_, state_prefix("p", "s"));
+  const std::string large(3u << 20, 'x');  // larger than a buffer chunk
+  state.put("empty", "");
+  state.put("large", large);
+  for (int i = 0; i < 20000; ++i) state.put("n" + std::to_string(i), std::string(100, static_cast<char>('a' + i % 26)));
+  state.put("large", large + "y");  // an overwrite replaces the buffered value
+  EXPECT_EQ(state.get("empty"), "");
+  EXPECT_EQ(state.get("large")->size(), large.size() + 1);
+  EXPECT_EQ(state.get("n19999"), std::string(100, static_cast<char>('a' + 19999 % 26)));
+  commit(state);
+  EXPECT_EQ(store_->get(Family::PluginState, state_prefix("p", "s") + "empty"), "");
+  EXPECT_EQ(state.get("large")->back(), 'y');
+  std::size_t numbered = 0;
+  std::string previous;
+  state.scan("n", [&](std::string_view key, std::string_view value) {
+    EXPECT_LT(previous, key);
+    EXPECT_EQ(value.size(), 100u);
+    previous = key;
+    ++numbered;
+    return true;
+  });
+  EXPECT_EQ(numbered, 20000u);
+}
+
 TEST_F(StoreTest, CheckpointedStateInstancesDoNotSeeEachOther) {
   CheckpointedState a(*store_, state_prefix("p", "a"));
   CheckpointedState ab(*store_, state_prefix("p", "ab"));
