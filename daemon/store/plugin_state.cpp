@@ -2,8 +2,6 @@
 // and written through. Keys are the instance's prefix plus the plugin's key.
 #include "store/plugin_state.h"
 
-#include <algorithm>
-#include <cstring>
 
 namespace distill::store {
 namespace {
@@ -25,57 +23,22 @@ std::string CheckpointedState::full_key(std::string_view key) const {
   return full;
 }
 
-std::string_view CheckpointedState::keep(std::string_view bytes) {
-  constexpr std::size_t kChunkBytes = 1 << 20;
-  if (bytes.empty()) return {};
-  char* out;
-  if (bytes.size() > kChunkBytes / 4) {  // a chunk of its own
-    out = chunks_.emplace_back(std::make_unique_for_overwrite<char[]>(bytes.size())).get();
-  } else {
-    if (free_bytes_ < bytes.size()) {
-      free_ = chunks_.emplace_back(std::make_unique_for_overwrite<char[]>(kChunkBytes)).get();
-      free_bytes_ = kChunkBytes;
-    }
-    out = free_;
-    free_ += bytes.size();
-    free_bytes_ -= bytes.size();
-  }
-  std::memcpy(out, bytes.data(), bytes.size());
-  return {out, bytes.size()};
-}
-
-void CheckpointedState::write(std::string_view key, Pending pending) {
-  if (auto it = pending_.find(key); it != pending_.end())
-    it->second = pending;
-  else
-    pending_.emplace(keep(key), pending);
-}
-
 std::optional<std::string> CheckpointedState::get(std::string_view key) {
-  if (auto it = pending_.find(key); it != pending_.end()) {
-    if (it->second.erased) return std::nullopt;
-    return std::string(it->second.value);
+  if (const WriteBuffer::Write* write = pending_.find(key)) {
+    if (write->erased) return std::nullopt;
+    return std::string(write->value);
   }
   return store_.get(Family::PluginState, full_key(key));
 }
 
-void CheckpointedState::put(std::string_view key, std::string_view value) { write(key, {keep(value), false}); }
+void CheckpointedState::put(std::string_view key, std::string_view value) { pending_.put(key, value); }
 
-void CheckpointedState::erase(std::string_view key) { write(key, {{}, true}); }
-
-std::vector<const CheckpointedState::PendingEntry*> CheckpointedState::pending_in_order(std::string_view prefix) const {
-  std::vector<const PendingEntry*> entries;
-  entries.reserve(prefix.empty() ? pending_.size() : 0);
-  for (const PendingEntry& entry : pending_)
-    if (entry.first.starts_with(prefix)) entries.push_back(&entry);
-  std::sort(entries.begin(), entries.end(), [](const PendingEntry* a, const PendingEntry* b) { return a->first < b->first; });
-  return entries;
-}
+void CheckpointedState::erase(std::string_view key) { pending_.erase(key); }
 
 // Merges the committed keys with the pending writes, in key order.
 void CheckpointedState::scan(std::string_view prefix,
                              const std::function<bool(std::string_view, std::string_view)>& visit) {
-  const std::vector<const PendingEntry*> pending = pending_in_order(prefix);
+  const std::vector<WriteBuffer::Write> pending = pending_.in_order(prefix);
   auto next_pending = pending.begin();
   const std::string start = full_key(prefix);
   std::unique_ptr<rocksdb::Iterator> it(
@@ -85,11 +48,9 @@ void CheckpointedState::scan(std::string_view prefix,
   auto stored_valid = [&] { return it->Valid() && it->key().starts_with(start); };
   auto stored_key = [&] { return it->key().ToStringView().substr(strip); };
   while (next_pending != pending.end() || stored_valid()) {
-    const bool take_pending = next_pending != pending.end() && (!stored_valid() || (*next_pending)->first <= stored_key());
-    if (take_pending) {
-      const auto& [key, write] = **next_pending;
-      if (stored_valid() && stored_key() == key) it->Next();  // overwritten
-      if (!write.erased && !visit(key, write.value)) return;
+    if (next_pending != pending.end() && (!stored_valid() || next_pending->key <= stored_key())) {
+      if (stored_valid() && stored_key() == next_pending->key) it->Next();  // overwritten
+      if (!next_pending->erased && !visit(next_pending->key, next_pending->value)) return;
       ++next_pending;
     } else {
       if (!visit(stored_key(), it->value().ToStringView())) return;
@@ -102,27 +63,17 @@ void CheckpointedState::scan(std::string_view prefix,
 // Key order makes RocksDB's memtable inserts sequential, which is cheaper.
 void CheckpointedState::move_pending_to(rocksdb::WriteBatch& batch) {
   rocksdb::ColumnFamilyHandle* family = store_.family(Family::PluginState);
-  for (const PendingEntry* entry : pending_in_order("")) {
-    const rocksdb::Slice key_parts[] = {prefix_, entry->first};
+  for (const WriteBuffer::Write& write : pending_.in_order()) {
+    const rocksdb::Slice key_parts[] = {prefix_, write.key};
     const rocksdb::SliceParts key(key_parts, 2);
-    if (entry->second.erased) {
-      check(batch.Delete(family, key), "collecting plugin state for a checkpoint");
-    } else {
-      const rocksdb::Slice value(entry->second.value);
-      check(batch.Put(family, key, rocksdb::SliceParts(&value, 1)), "collecting plugin state for a checkpoint");
-    }
+    const rocksdb::Slice value(write.value);
+    check(write.erased ? batch.Delete(family, key) : batch.Put(family, key, rocksdb::SliceParts(&value, 1)),
+          "collecting plugin state for a checkpoint");
   }
-  clear_pending();
-}
-
-void CheckpointedState::discard_pending() { clear_pending(); }
-
-void CheckpointedState::clear_pending() {
   pending_.clear();
-  chunks_.clear();
-  free_ = nullptr;
-  free_bytes_ = 0;
 }
+
+void CheckpointedState::discard_pending() { pending_.clear(); }
 
 std::optional<std::string> SharedNamespace::get(std::string_view key) {
   return store_.get(Family::Shared, prefix_ + std::string(key));

@@ -5,6 +5,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 
 namespace distill::text {
@@ -51,41 +52,57 @@ class Builder {
   bool pending_space_ = false;
 };
 
-// Byte classes for the ASCII path; bytes >= 0x80 (invalid UTF-8 that
-// falls back here) are in no class and are copied as they are.
-struct AsciiClasses {
+// What the ASCII path does with each byte under one set of options: the
+// byte it writes, whether it drops the byte, and whether the byte is white
+// space to collapse. Bytes >= 0x80 (invalid UTF-8 that falls back here)
+// are copied as they are.
+struct AsciiMap {
+  unsigned char out[256] = {};
+  bool drop[256] = {};
   bool space[256] = {};
-  bool punct[256] = {};
-  constexpr AsciiClasses() {
-    for (int c : {' ', '\t', '\n', '\r', '\v', '\f'}) space[c] = true;
-    for (int c = 0; c < 0x80; ++c) punct[c] = is_ascii_punct(static_cast<char>(c));
-  }
 };
-constexpr AsciiClasses kAscii;
 
+constexpr AsciiMap ascii_map(bool casefold, bool whitespace, bool punctuation, bool digits) {
+  AsciiMap map;
+  for (int c = 0; c < 256; ++c) {
+    map.out[c] = static_cast<unsigned char>(c);
+    if (casefold && c >= 'A' && c <= 'Z') map.out[c] = static_cast<unsigned char>(c + ('a' - 'A'));
+    if (digits && c >= '0' && c <= '9') map.out[c] = '0';
+    map.drop[c] = punctuation && c < 0x80 && is_ascii_punct(static_cast<char>(c));
+  }
+  if (whitespace)
+    for (int c : {' ', '\t', '\n', '\r', '\v', '\f'}) {
+      map.out[c] = ' ';
+      map.space[c] = true;
+    }
+  return map;
+}
+
+// One map per combination of the four options that matter to ASCII, indexed by their bits.
+constexpr std::array<AsciiMap, 16> kAsciiMaps = [] {
+  std::array<AsciiMap, 16> maps;
+  for (int bits = 0; bits < 16; ++bits) maps[bits] = ascii_map(bits & 1, bits & 2, bits & 4, bits & 8);
+  return maps;
+}();
+
+// Branch-free over the bytes: every byte is written, and the write position
+// advances only past the bytes kept (a space is kept only after a non-space).
 std::string normalize_ascii(std::string_view text, const NormalizeOptions& options) {
+  const AsciiMap& map = kAsciiMaps[(options.casefold ? 1 : 0) | (options.whitespace ? 2 : 0) |
+                                   (options.punctuation ? 4 : 0) | (options.digits ? 8 : 0)];
   std::string out(text.size(), '\0');
   char* begin = out.data();
   char* w = begin;
-  bool pending_space = false;
+  bool last_space = true;  // spaces at the start are dropped
   for (const char ch : text) {
     const unsigned char c = static_cast<unsigned char>(ch);
-    if (options.punctuation && kAscii.punct[c]) continue;
-    if (options.whitespace && kAscii.space[c]) {
-      pending_space = w != begin;
-      continue;
-    }
-    if (pending_space) {
-      *w++ = ' ';
-      pending_space = false;
-    }
-    if (options.digits && c >= '0' && c <= '9')
-      *w++ = '0';
-    else if (options.casefold && c >= 'A' && c <= 'Z')
-      *w++ = static_cast<char>(c + ('a' - 'A'));
-    else
-      *w++ = ch;
+    const bool space = map.space[c];
+    const bool keep = !map.drop[c] & !(space & last_space);
+    *w = static_cast<char>(map.out[c]);
+    w += keep;
+    last_space = keep ? space : last_space;
   }
+  if (w != begin && last_space) --w;  // one space at the end
   out.resize(static_cast<std::size_t>(w - begin));
   return out;
 }

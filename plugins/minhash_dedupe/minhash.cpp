@@ -1,9 +1,10 @@
 // MinHash shingling, signatures, bands and Jaccard (see minhash.h). The
 // signature loop is written in fixed blocks of 8 permutations so that the
 // compiler vectorises it; an AVX2 clone is chosen at load time when the
-// CPU has it.
+// CPU has it. xxHash is inlined: a shingle is a few short hashes.
 #include "minhash.h"
 
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include <algorithm>

@@ -3,6 +3,8 @@
 
 #include <utf8proc.h>
 
+#include <optional>
+
 namespace distill::policy {
 
 CodePoint decode_multibyte(std::string_view text, std::size_t at) {
@@ -18,6 +20,26 @@ bool is_non_ascii_space(char32_t c) {
          c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
+namespace {
+
+// Words of a text if it is ASCII (counted without branches), or nullopt.
+std::optional<std::size_t> count_ascii_words(std::string_view text) {
+  std::size_t words = 0;
+  bool after_space = true;
+  unsigned char any = 0;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    any |= c;
+    const bool space = c == ' ' || (c >= '\t' && c <= '\r');
+    words += after_space & !space;
+    after_space = space;
+  }
+  if (any >= 0x80) return std::nullopt;
+  return words;
+}
+
+}  // namespace
+
 std::size_t count_chars(std::string_view text) {
   std::size_t chars = 0;
   for (std::size_t at = 0; at < text.size(); at += decode(text, at).length) ++chars;
@@ -25,6 +47,7 @@ std::size_t count_chars(std::string_view text) {
 }
 
 std::size_t count_words(std::string_view text) {
+  if (const std::optional<std::size_t> ascii = count_ascii_words(text)) return *ascii;
   std::size_t words = 0;
   for_each_word(text, [&words](std::string_view) { ++words; });
   return words;
