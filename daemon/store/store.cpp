@@ -53,6 +53,10 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode) 
   options.create_if_missing = true;
   options.create_missing_column_families = true;
   options.max_background_jobs = 2;
+  // Families written rarely (runs, checkpoints) would otherwise keep every
+  // WAL file alive until the busy ones had written ~1.5 GB: a bound on the
+  // WAL bounds the disk it takes and the replay after a crash.
+  options.max_total_wal_size = 256u << 20;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, family_options(rocksdb::kDefaultColumnFamilyName));
