@@ -117,6 +117,7 @@ int cmd_status(const std::string& file) {
       snapshot.status = last.status;
       snapshot.error = last.error;
       snapshot.records_read = checkpoint->records_read;
+      snapshot.records_read_here = checkpoint->records_read;  // the rate over the run's whole life
       snapshot.steps = checkpoint->steps;
       snapshot.elapsed_s = static_cast<double>((last.ended_ms ? last.ended_ms : last.started_ms) - last.started_ms) / 1000.0;
       std::cout << "\nlast checkpoint of run " << last.run << ":\n" << cli::summary(snapshot);

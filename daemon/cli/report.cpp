@@ -87,7 +87,8 @@ std::string summary(const engine::RunSnapshot& s) {
     if (s.bytes_read_here) out << ", " << fixed(static_cast<double>(s.bytes_read_here) / 1e6 / s.elapsed_s, 1) << " MB/s";
     out << ")";
   }
-  out << ", " << s.checkpoints << " checkpoints\n";
+  if (s.checkpoints > 0) out << ", " << s.checkpoints << " checkpoints";
+  out << "\n";
   if (!s.error.empty()) out << "error: " << s.error << "\n";
   out << pad("step", 22) << pad("plugin", 16) << lpad("in", 12) << lpad("kept", 12) << lpad("dropped", 10)
       << lpad("errors", 8) << lpad("busy s", 9) << "\n";
