@@ -167,6 +167,13 @@ Banding banding_for_threshold(double threshold, std::size_t hashes) {
 
 BandFilter::BandFilter(std::size_t bytes) : blocks_(std::max<std::size_t>(1, bytes / sizeof(Block))) {}
 
+// After p pairs in a block, a bit is set with probability 1 - e^(-6p/512)
+// and a false positive needs six: 1% at 6p/512 = 0.624, p = 53 pairs a block.
+std::size_t BandFilter::bytes_for(std::uint64_t pairs) {
+  constexpr std::uint64_t kPairsPerBlock = 53;
+  return static_cast<std::size_t>((pairs + kPairsPerBlock - 1) / kPairsPerBlock) * sizeof(Block);
+}
+
 // Six bits in one block, from a 64-bit mix of the band and its hash.
 BandFilter::Probe BandFilter::probe(std::size_t band, std::uint64_t hash) const {
   std::uint64_t state = hash ^ (static_cast<std::uint64_t>(band) << 48);

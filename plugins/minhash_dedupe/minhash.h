@@ -72,6 +72,10 @@ Banding banding_for_threshold(double threshold, std::size_t hashes);
 class BandFilter {
  public:
   explicit BandFilter(std::size_t bytes);
+  // The bytes that hold `pairs` at about 1% false positives; a filter of
+  // bytes_for(n) bytes answers 1% of the absent pairs "maybe" once it holds n.
+  static std::size_t bytes_for(std::uint64_t pairs);
+  std::size_t bytes() const { return blocks_.size() * sizeof(Block); }
   void add(std::size_t band, std::uint64_t hash);
   bool may_contain(std::size_t band, std::uint64_t hash) const;
 

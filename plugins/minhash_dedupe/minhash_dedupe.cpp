@@ -124,6 +124,7 @@ class MinhashDedupe : public Stage {
       ++buckets;
       return true;
     });
+    filter_pairs_ = buckets;
     if (buckets > 0) {
       char seconds[32];
       std::snprintf(seconds, sizeof seconds, "%.1f",
@@ -131,6 +132,7 @@ class MinhashDedupe : public Stage {
       ctx.log().info(std::to_string(buckets) + " buckets of " + std::to_string(next_seq_) +
                      " indexed records read into the filter in " + seconds + " s");
     }
+    warn_if_filter_full();
   }
 
   static void validate(const Params& params) {
@@ -179,6 +181,7 @@ class MinhashDedupe : public Stage {
       std::string value;
       append_le(value, next_seq_, 8);
       state_.put("seq", value);
+      warn_if_filter_full();
     }
     flush_counters();
   }
@@ -329,12 +332,26 @@ class MinhashDedupe : public Stage {
     entry += slot.record.id;
     for (std::uint32_t v : p.payload) append_le(entry, v, 4);
     state_.put(numbered_key('e', seq), entry);
+    filter_pairs_ += p.bands.size();
     for (std::size_t b = 0; b < p.bands.size(); ++b) {
       filter_.add(b, p.bands[b]);
       if (buckets_[b].size() / 8 >= max_bucket_) continue;
       append_le(buckets_[b], seq, 8);
       state_.put(bucket_key(b, p.bands[b]), buckets_[b]);
     }
+  }
+
+  // Once, when the filter holds more buckets than it can at ~1% false
+  // positives: from then on more lookups of absent buckets reach RocksDB.
+  void warn_if_filter_full() {
+    if (filter_warned_ || minhash::BandFilter::bytes_for(filter_pairs_) <= filter_.bytes()) return;
+    filter_warned_ = true;
+    const std::size_t suggested_mb = (minhash::BandFilter::bytes_for(2 * filter_pairs_) >> 20) + 1;
+    ctx_.log().warn("the Bloom filter (filter_mb " + std::to_string(filter_.bytes() >> 20) + ") holds " +
+                    std::to_string(filter_pairs_) +
+                    " buckets, more than it can at 1% false positives: lookups of absent buckets will reach "
+                    "the state more often and slow the stage down; filter_mb " +
+                    std::to_string(suggested_mb) + " would leave room for twice this index");
   }
 
   void flush_counters() {
@@ -355,6 +372,8 @@ class MinhashDedupe : public Stage {
   double threshold_;
   std::size_t max_bucket_;
   minhash::BandFilter filter_;  // every bucket in the state is in it
+  std::uint64_t filter_pairs_ = 0;  // buckets added to it (an upper bound on the distinct ones)
+  bool filter_warned_ = false;
   std::uint64_t next_seq_ = 0;
   std::uint64_t first_seq_ = 0;  // entries numbered below were written before this process
   std::vector<std::string> buckets_;
@@ -397,8 +416,10 @@ DISTILL_PLUGIN(
             .default_value("16")
             .min(1)
             .max(4096),
-        distill::param::Int("filter_mb", "memory for the Bloom filter that skips lookups of empty buckets")
-            .default_value("64")
+        distill::param::Int("filter_mb",
+                            "memory for the Bloom filter that skips lookups of empty buckets (1% false positives "
+                            "up to ~4 million indexed records per 64 MB at 14 bands)")
+            .default_value("128")
             .min(1)
             .max(65536),
     }))

@@ -137,4 +137,19 @@ TEST(BandFilter, NoFalseNegativesAndFewFalsePositives) {
   EXPECT_LT(false_positives, 1500);  // < 1.5%
 }
 
+TEST(BandFilter, BytesForHoldsThatManyPairsAtAboutOnePercent) {
+  constexpr std::uint64_t kPairs = 700000;
+  EXPECT_EQ(BandFilter::bytes_for(0), 0u);
+  EXPECT_EQ(BandFilter::bytes_for(53), 64u);
+  EXPECT_EQ(BandFilter::bytes_for(54), 128u);
+  BandFilter filter(BandFilter::bytes_for(kPairs));
+  EXPECT_EQ(filter.bytes(), BandFilter::bytes_for(kPairs));
+  std::mt19937_64 rng(7);
+  for (std::uint64_t i = 0; i < kPairs; ++i) filter.add(static_cast<std::size_t>(i % 14), rng());
+  int false_positives = 0;
+  for (int i = 0; i < 200000; ++i) false_positives += filter.may_contain(static_cast<std::size_t>(i % 14), rng());
+  EXPECT_GT(false_positives, 1000);  // > 0.5%: full, as bytes_for says
+  EXPECT_LT(false_positives, 3000);  // < 1.5%
+}
+
 }  // namespace
