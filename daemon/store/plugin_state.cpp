@@ -38,7 +38,14 @@ void CheckpointedState::erase(std::string_view key) { pending_.erase(key); }
 // Merges the committed keys with the pending writes, in key order.
 void CheckpointedState::scan(std::string_view prefix,
                              const std::function<bool(std::string_view, std::string_view)>& visit) {
-  const std::vector<WriteBuffer::Write> pending = pending_.in_order(prefix);
+  // Copied: the visitor may write to the state while the scan goes on.
+  struct Pending {
+    std::string key;
+    std::optional<std::string> value;  // nullopt: erased
+  };
+  std::vector<Pending> pending;
+  for (const WriteBuffer::Write& write : pending_.in_order(prefix))
+    pending.push_back({std::string(write.key), write.erased ? std::nullopt : std::optional<std::string>(write.value)});
   auto next_pending = pending.begin();
   const std::string start = full_key(prefix);
   std::unique_ptr<rocksdb::Iterator> it(
@@ -50,7 +57,7 @@ void CheckpointedState::scan(std::string_view prefix,
   while (next_pending != pending.end() || stored_valid()) {
     if (next_pending != pending.end() && (!stored_valid() || next_pending->key <= stored_key())) {
       if (stored_valid() && stored_key() == next_pending->key) it->Next();  // overwritten
-      if (!next_pending->erased && !visit(next_pending->key, next_pending->value)) return;
+      if (next_pending->value && !visit(next_pending->key, *next_pending->value)) return;
       ++next_pending;
     } else {
       if (!visit(stored_key(), it->value().ToStringView())) return;

@@ -46,26 +46,38 @@ void WriteBuffer::store(std::string_view key, std::string_view value, bool erase
   if (2 * (used_ + 1) > hashes_.size()) grow();
   const std::uint64_t hash = hash_of(key);
   const std::size_t i = probe(key, hash);
+  Write& write = writes_[i];
   if (hashes_[i] == 0) {
     hashes_[i] = hash;
-    writes_[i].key = keep(key);
+    write = {keep(key), {}, false};
+    capacities_[i] = 0;
     ++used_;
   }
-  writes_[i].value = keep(value);
-  writes_[i].erased = erased;
+  if (!value.empty() && value.size() <= capacities_[i]) {  // fits in bytes kept for this key (ours to change)
+    char* bytes = const_cast<char*>(write.value.data());
+    std::memcpy(bytes, value.data(), value.size());
+    write.value = {bytes, value.size()};
+  } else {
+    write.value = keep(value);
+    capacities_[i] = value.size();
+  }
+  write.erased = erased;
 }
 
 void WriteBuffer::grow() {
   std::vector<std::uint64_t> old_hashes = std::move(hashes_);
   std::vector<Write> old_writes = std::move(writes_);
+  std::vector<std::size_t> old_capacities = std::move(capacities_);
   const std::size_t size = std::max(kInitialSlots, 2 * old_hashes.size());
   hashes_.assign(size, 0);
   writes_.assign(size, Write{});
+  capacities_.assign(size, 0);
   for (std::size_t i = 0; i < old_hashes.size(); ++i)
     if (old_hashes[i] != 0) {
       const std::size_t at = probe(old_writes[i].key, old_hashes[i]);
       hashes_[at] = old_hashes[i];
       writes_[at] = old_writes[i];
+      capacities_[at] = old_capacities[i];
     }
 }
 
@@ -74,10 +86,12 @@ std::string_view WriteBuffer::keep(std::string_view bytes) {
   char* out;
   if (bytes.size() > kChunkBytes / 4) {  // a chunk of its own
     out = chunks_.emplace_back(std::make_unique_for_overwrite<char[]>(bytes.size())).get();
+    arena_bytes_ += bytes.size();
   } else {
     if (free_bytes_ < bytes.size()) {
       free_ = chunks_.emplace_back(std::make_unique_for_overwrite<char[]>(kChunkBytes)).get();
       free_bytes_ = kChunkBytes;
+      arena_bytes_ += kChunkBytes;
     }
     out = free_;
     free_ += bytes.size();
@@ -107,6 +121,7 @@ void WriteBuffer::clear() {
   chunks_.clear();
   free_ = nullptr;
   free_bytes_ = 0;
+  arena_bytes_ = 0;
 }
 
 }  // namespace distill::store

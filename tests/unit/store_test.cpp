@@ -194,6 +194,38 @@ TEST_F(StoreTest, CheckpointedStateKeepsEmptyLargeAndManyValuesUntilTheCheckpoin
   EXPECT_EQ(numbered, 20000u);
 }
 
+TEST_F(StoreTest, CheckpointedStateScanShowsValuesAsTheyWereWhenItStarted) {
+  CheckpointedState state(*store_, state_prefix("p", "s"));
+  state.put("a", "first-a");
+  state.put("b", "first-b-longer");
+  Pairs seen;
+  state.scan("", [&](std::string_view key, std::string_view value) {
+    seen.emplace_back(key, value);
+    state.put("b", "short");  // overwrites, in place, a key the scan has not reached
+    state.put("c", "new");
+    return true;
+  });
+  EXPECT_EQ(seen, (Pairs{{"a", "first-a"}, {"b", "first-b-longer"}}));
+  EXPECT_EQ(state.get("b"), "short");
+}
+
+TEST(WriteBufferTest, OverwritesThatFitReuseTheirBytes) {
+  WriteBuffer buffer;
+  const std::string value(1000, 'v');
+  for (int i = 0; i < 100000; ++i) buffer.put("counter", value.substr(0, 1000 - i % 10));
+  EXPECT_EQ(buffer.find("counter")->value, value.substr(0, 1000 - 99999 % 10));
+  EXPECT_LE(buffer.arena_bytes(), 1u << 20);  // one chunk, not 100 MB
+  for (int i = 0; i < 1000; ++i) buffer.put("growing", std::string(static_cast<std::size_t>(i), 'g'));
+  EXPECT_EQ(buffer.find("growing")->value.size(), 999u);
+  buffer.erase("counter");
+  buffer.put("counter", "x");
+  EXPECT_EQ(buffer.find("counter")->value, "x");
+  EXPECT_FALSE(buffer.find("counter")->erased);
+  buffer.clear();
+  EXPECT_EQ(buffer.find("counter"), nullptr);
+  EXPECT_EQ(buffer.arena_bytes(), 0u);
+}
+
 TEST_F(StoreTest, CheckpointedStateInstancesDoNotSeeEachOther) {
   CheckpointedState a(*store_, state_prefix("p", "a"));
   CheckpointedState ab(*store_, state_prefix("p", "ab"));

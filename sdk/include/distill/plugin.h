@@ -112,7 +112,9 @@ class Context {
   virtual const Params& params() const = 0;
   // The instance's own state. Writes become durable at the next checkpoint,
   // atomically with the source position they belong to; after a crash the
-  // state is as of the last checkpoint. Use it from serial parts only.
+  // state is as of the last checkpoint. Until then they are held in memory
+  // (an overwrite reuses the key's room when the new value fits), so keep
+  // what is written per record small. Use it from serial parts only.
   virtual KeyValue& state() = 0;
   // A namespace shared by every pipeline of the daemon (e.g. a response
   // cache). Writes are durable at once and not rolled back. Thread-safe.
