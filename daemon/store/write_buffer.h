@@ -4,8 +4,9 @@
 // indexed by an open-addressing hash table, so a put costs one probe and a
 // copy; key order is produced only when asked (at the checkpoint, or for a
 // scan). An overwrite reuses the bytes of the key's largest value so far
-// when the new value fits in them; otherwise the old bytes stay in the arena until clear(), so
-// memory grows with what is written between checkpoints.
+// when the new value fits in them; otherwise the old bytes stay in the
+// arena until clear(), so memory grows with what is written between
+// checkpoints.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,6 @@ class WriteBuffer {
   // The writes whose keys start with `prefix`, in key order; valid until
   // the next put, erase or clear.
   std::vector<Write> in_order(std::string_view prefix = {}) const;
-  std::size_t size() const { return used_; }
   // Bytes of arena chunks allocated since the last clear().
   std::size_t arena_bytes() const { return arena_bytes_; }
   void clear();

@@ -30,7 +30,7 @@ std::optional<std::size_t> count_ascii_words(std::string_view text) {
   for (const char ch : text) {
     const auto c = static_cast<unsigned char>(ch);
     any |= c;
-    const bool space = c == ' ' || (c >= '\t' && c <= '\r');
+    const bool space = is_ascii_space(c);
     words += after_space & !space;
     after_space = space;
   }

@@ -24,8 +24,11 @@ inline CodePoint decode(std::string_view text, std::size_t at) {
   return byte < 0x80 ? CodePoint{byte, 1} : decode_multibyte(text, at);
 }
 
+// The ASCII blanks: space, tab, line feed, vertical tab, form feed, carriage return.
+inline bool is_ascii_space(char32_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 // Unicode white space (ASCII blanks, NBSP, U+2000..U+200A, U+3000, ...).
-inline bool is_space(char32_t c) { return c < 0x80 ? c == ' ' || (c >= '\t' && c <= '\r') : is_non_ascii_space(c); }
+inline bool is_space(char32_t c) { return c < 0x80 ? is_ascii_space(c) : is_non_ascii_space(c); }
 
 std::size_t count_chars(std::string_view text);
 std::size_t count_words(std::string_view text);
