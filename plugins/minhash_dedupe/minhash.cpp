@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <new>
 
 namespace distill::minhash {
 namespace {
@@ -23,6 +24,29 @@ std::uint64_t splitmix64(std::uint64_t& state) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
+}
+
+// The first of the 64-bit mixes of a (band, band hash) pair; `state` then
+// gives more of them.
+std::uint64_t pair_mix(std::size_t band, std::uint64_t hash, std::uint64_t& state) {
+  state = hash ^ (static_cast<std::uint64_t>(band) << 48);
+  return splitmix64(state);
+}
+
+// A BandIndex key: the pair's mix, with 0 (a free slot) moved to 1.
+std::uint64_t index_key(std::size_t band, std::uint64_t hash) {
+  std::uint64_t state;
+  const std::uint64_t key = pair_mix(band, hash, state);
+  return key == 0 ? 1 : key;
+}
+
+// `count` zeroed values from calloc: fresh pages of a large block are
+// zero already and are only taken from the system when first written.
+template <typename T>
+T* zeroed(std::size_t count) {
+  void* p = std::calloc(count, sizeof(T));
+  if (p == nullptr) throw std::bad_alloc();
+  return static_cast<T*>(p);
 }
 
 std::vector<std::uint64_t> word_hashes(std::string_view text, std::uint64_t seed) {
@@ -176,8 +200,8 @@ std::size_t BandFilter::bytes_for(std::uint64_t pairs) {
 
 // Six bits in one block, from a 64-bit mix of the band and its hash.
 BandFilter::Probe BandFilter::probe(std::size_t band, std::uint64_t hash) const {
-  std::uint64_t state = hash ^ (static_cast<std::uint64_t>(band) << 48);
-  const std::uint64_t h = splitmix64(state);
+  std::uint64_t state;
+  const std::uint64_t h = pair_mix(band, hash, state);
   Probe p{static_cast<std::size_t>((h >> 32) * blocks_.size() >> 32), {}};
   std::uint64_t bits = splitmix64(state);
   for (int i = 0; i < 6; ++i, bits >>= 9) p.bits[(bits >> 6) & 7] |= std::uint64_t{1} << (bits & 63);
@@ -194,6 +218,36 @@ bool BandFilter::may_contain(std::size_t band, std::uint64_t hash) const {
   for (std::size_t i = 0; i < p.bits.size(); ++i)
     if ((blocks_[p.block][i] & p.bits[i]) != p.bits[i]) return false;
   return true;
+}
+
+// 12 bytes a slot, at most 3/4 of the slots used: 16 bytes a pair.
+BandIndex::BandIndex(std::size_t bytes)
+    : slots_(std::max<std::size_t>(2, bytes / (sizeof(std::uint64_t) + sizeof(std::uint32_t)))),
+      max_pairs_(slots_ * 3 / 4),
+      keys_(zeroed<std::uint64_t>(slots_)),
+      records_(zeroed<std::uint32_t>(slots_)) {}
+
+std::size_t BandIndex::bytes_for(std::uint64_t pairs) {
+  return static_cast<std::size_t>((pairs * 4 + 2) / 3) * (sizeof(std::uint64_t) + sizeof(std::uint32_t));
+}
+
+std::size_t BandIndex::slot_of(std::uint64_t key) const {
+  return static_cast<std::size_t>((static_cast<unsigned __int128>(key) * slots_) >> 64);
+}
+
+void BandIndex::find(std::size_t band, std::uint64_t hash, std::vector<std::uint64_t>& out) const {
+  const std::uint64_t key = index_key(band, hash);
+  for (std::size_t slot = slot_of(key); keys_[slot] != 0; slot = slot + 1 == slots_ ? 0 : slot + 1)
+    if (keys_[slot] == key) out.push_back(records_[slot]);
+}
+
+void BandIndex::add(std::size_t band, std::uint64_t hash, std::uint32_t record) {
+  const std::uint64_t key = index_key(band, hash);
+  std::size_t slot = slot_of(key);
+  while (keys_[slot] != 0) slot = slot + 1 == slots_ ? 0 : slot + 1;
+  keys_[slot] = key;
+  records_[slot] = record;
+  ++pairs_;
 }
 
 }  // namespace distill::minhash

@@ -2,13 +2,15 @@
 // normalised text into 32-bit shingle hashes, signatures (the minimum of
 // each of `hashes` hash permutations over the shingles), band hashes, the
 // exact and the estimated Jaccard similarity, the bands × rows that best
-// fit a target Jaccard, and a Bloom filter of band buckets. The
-// minhash_dedupe stage builds on these.
+// fit a target Jaccard, an in-memory index of band buckets and a Bloom
+// filter of band buckets. The minhash_dedupe stage builds on these.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -87,6 +89,36 @@ class BandFilter {
   };
   Probe probe(std::size_t band, std::uint64_t hash) const;
   std::vector<Block> blocks_;
+};
+
+// The LSH buckets held in memory: a multimap from (band, band hash) to
+// record numbers, in a table of a fixed size (open addressing, linear
+// probing, at most 3/4 full). Its pages are taken from the system as they
+// are first written, so a small index costs little of a large budget.
+// Nothing is ever removed.
+class BandIndex {
+ public:
+  explicit BandIndex(std::size_t bytes);
+  // The bytes that hold `pairs`.
+  static std::size_t bytes_for(std::uint64_t pairs);
+  std::uint64_t pairs() const { return pairs_; }
+  bool has_room(std::uint64_t pairs) const { return pairs_ + pairs <= max_pairs_; }
+  // Appends the record numbers listed under (band, hash) to `out`, in the order they were added.
+  void find(std::size_t band, std::uint64_t hash, std::vector<std::uint64_t>& out) const;
+  // Lists `record` under (band, hash). Needs has_room(1).
+  void add(std::size_t band, std::uint64_t hash, std::uint32_t record);
+
+ private:
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::size_t slot_of(std::uint64_t key) const;
+
+  std::size_t slots_;
+  std::uint64_t max_pairs_;
+  std::uint64_t pairs_ = 0;
+  std::unique_ptr<std::uint64_t[], Free> keys_;     // a mix of band and hash, never 0; 0: free slot
+  std::unique_ptr<std::uint32_t[], Free> records_;  // the record listed in each used slot
 };
 
 }  // namespace distill::minhash

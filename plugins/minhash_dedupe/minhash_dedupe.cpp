@@ -5,10 +5,19 @@
 // filled in source order, so the first occurrence is the one kept and the
 // result does not depend on the thread count.
 //
+// The buckets of the first indexed records (as many as index_mb holds) are
+// kept in memory (minhash::BandIndex); the state keeps only their band
+// hashes, one key per batch, to rebuild that index when the stage starts.
+// The buckets of later records are keys of the state; a Bloom filter of
+// those (filter_mb), filled from the state when the stage starts, spares
+// the lookups of buckets that do not exist (most of them).
+//
 // State layout (keys of the instance's state; numbers little-endian in
 // values, big-endian in keys):
 //   "cfg"                           the index-defining parameters, as text
 //   "seq"                           u64: number of the next indexed record
+//   'h' first(u64)                  band hashes (bands u64 each) of records
+//                                   first, first + 1, ... indexed in memory
 //   'b' band(u16) band_hash(u64)    up to max_bucket record numbers (u64 each)
 //   'e' number(u64)                 origin(u64) id_size(u32) id payload(u32...)
 //   'c' number(u64)                 u64: size of the cluster it heads (absent: 1)
@@ -16,9 +25,7 @@
 // signature (verify: estimate or none). The origin hashes the run number
 // with the record's source uri and offset: a record replayed after a crash
 // that finds its own entry (same id, same origin, written before this
-// process started) is not its own duplicate. A fixed-size Bloom filter of
-// the buckets, filled from the state when the stage starts, spares the
-// state lookups of buckets that do not exist (most of them).
+// process started) is not its own duplicate.
 #include <distill/plugin.h>
 
 #include <xxhash.h>
@@ -27,6 +34,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
+#include <optional>
 #include <stdexcept>
 
 #include "minhash.h"
@@ -102,7 +111,8 @@ class MinhashDedupe : public Stage {
         verify_(verify_mode(ctx.params().str("verify"))),
         threshold_(ctx.params().number("threshold")),
         max_bucket_(static_cast<std::size_t>(ctx.params().integer("max_bucket"))),
-        filter_(static_cast<std::size_t>(ctx.params().integer("filter_mb")) << 20) {
+        index_(static_cast<std::size_t>(ctx.params().integer("index_mb")) << 20),
+        filter_bytes_(static_cast<std::size_t>(ctx.params().integer("filter_mb")) << 20) {
     validate(ctx.params());
     if (ctx.params().has("lsh_threshold"))
       ctx.log().info("lsh_threshold " + ctx.params().str("lsh_threshold") + ": " + std::to_string(banding_.bands) +
@@ -117,22 +127,7 @@ class MinhashDedupe : public Stage {
     }
     if (std::optional<std::string> seq = state_.get("seq")) next_seq_ = read_le(*seq, 0, 8);
     first_seq_ = next_seq_;
-    const auto start = std::chrono::steady_clock::now();
-    std::uint64_t buckets = 0;
-    state_.scan("b", [&](std::string_view key, std::string_view) {
-      filter_.add(read_be(key, 1, 2), read_be(key, 3, 8));
-      ++buckets;
-      return true;
-    });
-    filter_pairs_ = buckets;
-    if (buckets > 0) {
-      char seconds[32];
-      std::snprintf(seconds, sizeof seconds, "%.1f",
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      ctx.log().info(std::to_string(buckets) + " buckets of " + std::to_string(next_seq_) +
-                     " indexed records read into the filter in " + seconds + " s");
-    }
-    warn_if_filter_full();
+    load_index();
   }
 
   static void validate(const Params& params) {
@@ -177,6 +172,7 @@ class MinhashDedupe : public Stage {
       }
       deduplicate(slot, prepared[i]);
     }
+    store_band_hashes();
     if (next_seq_ != seq_before) {
       std::string value;
       append_le(value, next_seq_, 8);
@@ -277,15 +273,103 @@ class MinhashDedupe : public Stage {
     return entry;
   }
 
+  // Reads the buckets of the state into the Bloom filter and the band
+  // hashes of the records indexed in memory into the in-memory index. When
+  // index_mb is now smaller than it was, the records that no longer fit
+  // move to the state's buckets.
+  void load_index() {
+    const auto start = std::chrono::steady_clock::now();
+    std::uint64_t buckets = 0;
+    state_.scan("b", [&](std::string_view key, std::string_view) {
+      filter().add(read_be(key, 1, 2), read_be(key, 3, 8));
+      ++buckets;
+      return true;
+    });
+    filter_pairs_ = buckets;
+    const std::size_t record_bytes = 8 * banding_.bands;
+    std::uint64_t in_memory = 0;
+    std::vector<std::string> overflow;  // 'h' keys whose records no longer fit in memory
+    state_.scan("h", [&](std::string_view key, std::string_view hashes) {
+      const std::uint64_t first = key.size() == 9 ? read_be(key, 1, 8) : next_seq_;
+      const std::uint64_t records = hashes.size() / record_bytes;
+      if (hashes.empty() || hashes.size() % record_bytes != 0 || first + records > next_seq_)
+        throw std::runtime_error("the index is damaged: the band hashes at key of " + std::to_string(key.size()) +
+                                 " bytes (record " + std::to_string(first) + ") have " +
+                                 std::to_string(hashes.size()) + " bytes");
+      if (!index_.has_room(records * banding_.bands)) {
+        overflow.emplace_back(key);
+        return true;
+      }
+      for (std::uint64_t r = 0; r < records; ++r)
+        for (std::size_t b = 0; b < banding_.bands; ++b)
+          add_to_index(b, read_le(hashes, (r * banding_.bands + b) * 8, 8), first + r);
+      in_memory += records;
+      return true;
+    });
+    std::uint64_t moved = 0;
+    for (const std::string& key : overflow) moved += move_to_buckets(key);
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.1f",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (in_memory > 0)
+      ctx_.log().info("the buckets of " + std::to_string(in_memory) + " of " + std::to_string(next_seq_) +
+                      " indexed records read into memory in " + seconds + " s");
+    if (buckets > 0)
+      ctx_.log().info(std::to_string(buckets) + " buckets of the state read into the filter");
+    if (moved > 0)
+      ctx_.log().warn("index_mb " + std::to_string(ctx_.params().integer("index_mb")) + " holds fewer records than " +
+                      "the last run indexed in memory: the buckets of " + std::to_string(moved) +
+                      " records moved to the state, where they are slower to use");
+    warn_if_filter_full();
+  }
+
+  // Lists `record` under (band, hash) in memory unless the bucket already lists max_bucket records.
+  void add_to_index(std::size_t band, std::uint64_t hash, std::uint64_t record) {
+    found_.clear();
+    index_.find(band, hash, found_);
+    if (found_.size() < max_bucket_) index_.add(band, hash, static_cast<std::uint32_t>(record));
+  }
+
+  // Moves the records of the band hashes at 'h' `key` from memory to the
+  // state's buckets; returns how many.
+  std::uint64_t move_to_buckets(const std::string& key) {
+    const std::string hashes = state_.get(key).value_or(std::string());
+    const std::uint64_t first = read_be(key, 1, 8);
+    const std::uint64_t records = hashes.size() / (8 * banding_.bands);
+    for (std::uint64_t r = 0; r < records; ++r)
+      for (std::size_t b = 0; b < banding_.bands; ++b) {
+        const std::uint64_t hash = read_le(hashes, (r * banding_.bands + b) * 8, 8);
+        found_.clear();
+        index_.find(b, hash, found_);
+        std::string bucket = state_.get(bucket_key(b, hash)).value_or(std::string());
+        filter().add(b, hash);
+        ++filter_pairs_;
+        if (found_.size() + bucket.size() / 8 >= max_bucket_) continue;
+        append_le(bucket, first + r, 8);
+        state_.put(bucket_key(b, hash), bucket);
+      }
+    state_.erase(key);
+    return records;
+  }
+
+  minhash::BandFilter& filter() {
+    if (!filter_) filter_.emplace(filter_bytes_);
+    return *filter_;
+  }
+
   void deduplicate(Slot& slot, const Prepared& p) {
     buckets_.resize(p.bands.size());
+    listed_.resize(p.bands.size());
     candidates_.clear();
     for (std::size_t b = 0; b < p.bands.size(); ++b) {
-      if (filter_.may_contain(b, p.bands[b]))
+      const std::size_t before = candidates_.size();
+      index_.find(b, p.bands[b], candidates_);
+      if (filter_ && filter_->may_contain(b, p.bands[b]))
         buckets_[b] = state_.get(bucket_key(b, p.bands[b])).value_or(std::string());
       else
         buckets_[b].clear();
       for (std::size_t at = 0; at + 8 <= buckets_[b].size(); at += 8) candidates_.push_back(read_le(buckets_[b], at, 8));
+      listed_[b] = candidates_.size() - before;
     }
     std::sort(candidates_.begin(), candidates_.end());
     candidates_.erase(std::unique(candidates_.begin(), candidates_.end()), candidates_.end());
@@ -332,22 +416,50 @@ class MinhashDedupe : public Stage {
     entry += slot.record.id;
     for (std::uint32_t v : p.payload) append_le(entry, v, 4);
     state_.put(numbered_key('e', seq), entry);
+    if (seq <= std::numeric_limits<std::uint32_t>::max() && index_.has_room(p.bands.size())) {
+      for (std::size_t b = 0; b < p.bands.size(); ++b)
+        if (listed_[b] < max_bucket_) index_.add(b, p.bands[b], static_cast<std::uint32_t>(seq));
+      if (!band_hashes_.empty() && seq != band_hashes_first_ + band_hashes_.size() / (8 * p.bands.size()))
+        store_band_hashes();
+      if (band_hashes_.empty()) band_hashes_first_ = seq;
+      for (std::uint64_t hash : p.bands) append_le(band_hashes_, hash, 8);
+      return;
+    }
+    warn_if_index_full(seq);
     filter_pairs_ += p.bands.size();
     for (std::size_t b = 0; b < p.bands.size(); ++b) {
-      filter_.add(b, p.bands[b]);
-      if (buckets_[b].size() / 8 >= max_bucket_) continue;
+      filter().add(b, p.bands[b]);
+      if (listed_[b] >= max_bucket_) continue;
       append_le(buckets_[b], seq, 8);
       state_.put(bucket_key(b, p.bands[b]), buckets_[b]);
     }
   }
 
+  // Writes the band hashes of the records indexed in memory since the last call.
+  void store_band_hashes() {
+    if (band_hashes_.empty()) return;
+    state_.put(numbered_key('h', band_hashes_first_), band_hashes_);
+    band_hashes_.clear();
+  }
+
+  // Once, when the in-memory index is full: later records' buckets are keys of the state.
+  void warn_if_index_full(std::uint64_t indexed) {
+    if (index_warned_) return;
+    index_warned_ = true;
+    const std::size_t suggested_mb = (minhash::BandIndex::bytes_for(2 * index_.pairs()) >> 20) + 1;
+    ctx_.log().warn("the in-memory index (index_mb " + std::to_string(ctx_.params().integer("index_mb")) +
+                    ") is full at " + std::to_string(indexed) +
+                    " indexed records: the buckets of later records are kept in the state, which is about half "
+                    "as fast; index_mb " + std::to_string(suggested_mb) + " would hold twice this index");
+  }
+
   // Once, when the filter holds more buckets than it can at ~1% false
   // positives: from then on more lookups of absent buckets reach RocksDB.
   void warn_if_filter_full() {
-    if (filter_warned_ || minhash::BandFilter::bytes_for(filter_pairs_) <= filter_.bytes()) return;
+    if (filter_warned_ || !filter_ || minhash::BandFilter::bytes_for(filter_pairs_) <= filter_->bytes()) return;
     filter_warned_ = true;
     const std::size_t suggested_mb = (minhash::BandFilter::bytes_for(2 * filter_pairs_) >> 20) + 1;
-    ctx_.log().warn("the Bloom filter (filter_mb " + std::to_string(filter_.bytes() >> 20) + ") holds " +
+    ctx_.log().warn("the Bloom filter (filter_mb " + std::to_string(filter_->bytes() >> 20) + ") holds " +
                     std::to_string(filter_pairs_) +
                     " buckets, more than it can at 1% false positives: lookups of absent buckets will reach "
                     "the state more often and slow the stage down; filter_mb " +
@@ -371,13 +483,20 @@ class MinhashDedupe : public Stage {
   Verify verify_;
   double threshold_;
   std::size_t max_bucket_;
-  minhash::BandFilter filter_;  // every bucket in the state is in it
+  minhash::BandIndex index_;  // the buckets of the records whose band hashes are 'h' keys
+  std::size_t filter_bytes_;
+  std::optional<minhash::BandFilter> filter_;  // every bucket in the state is in it; made with the first one
   std::uint64_t filter_pairs_ = 0;  // buckets added to it (an upper bound on the distinct ones)
   bool filter_warned_ = false;
+  bool index_warned_ = false;
+  std::string band_hashes_;  // of the records indexed in memory in this batch, from band_hashes_first_
+  std::uint64_t band_hashes_first_ = 0;
   std::uint64_t next_seq_ = 0;
   std::uint64_t first_seq_ = 0;  // entries numbered below were written before this process
-  std::vector<std::string> buckets_;
+  std::vector<std::string> buckets_;     // per band of the record at hand: its bucket in the state
+  std::vector<std::size_t> listed_;      // per band: records its bucket lists, in memory and in the state
   std::vector<std::uint64_t> candidates_;
+  std::vector<std::uint64_t> found_;
   std::int64_t checked_ = 0;
   std::int64_t below_threshold_ = 0;
   std::int64_t no_text_ = 0;
@@ -416,9 +535,16 @@ DISTILL_PLUGIN(
             .default_value("16")
             .min(1)
             .max(4096),
+        distill::param::Int("index_mb",
+                            "memory for the buckets of the first indexed records (224 bytes a record at 14 bands: "
+                            "about 4.8 million records per 1024 MB, taken as the index grows); the buckets of later "
+                            "records are kept in the state, which is about half as fast")
+            .default_value("1024")
+            .min(1)
+            .max(65536),
         distill::param::Int("filter_mb",
-                            "memory for the Bloom filter that skips lookups of empty buckets (1% false positives "
-                            "up to ~4 million indexed records per 64 MB at 14 bands)")
+                            "memory for the Bloom filter that skips lookups of empty buckets kept in the state "
+                            "(1% false positives up to ~4 million records' buckets per 64 MB at 14 bands)")
             .default_value("128")
             .min(1)
             .max(65536),

@@ -12,10 +12,13 @@
 #     seconds the run's summary gives its step (its own code only: the
 #     RocksDB work its state causes is in the first figure, not this one);
 #  2. peak RSS and state size of the full chain at 2 threads at each
-#     larger size given (e.g. 1000000 5000000: 1.2 GB and 5.8 GB of input);
+#     larger size given (e.g. 1000000 5000000: 1.2 GB and 5.8 GB of input),
+#     and how long minhash_dedupe then takes to read that index when a
+#     later run starts;
 #  3. recall at true Jaccard >= 0.8 and precision of the drops on a planted
 #     near-duplicate corpus (minhash_quality), for each `verify` mode.
 #   tests/bench/filter_chain.sh [RECORDS [RSS_RECORDS...]]   (from the repository root)
+# MINHASH_PARAMS adds parameters to minhash_dedupe (e.g. "index_mb: 256").
 # Builds into $BUILD_DIR (default build/) when needed; writes its files
 # under $BENCH_DIR (default /tmp/distilld-bench) and removes the outputs
 # and state afterwards (corpora are kept for the next run).
@@ -32,7 +35,8 @@ ninja -C "$build" -j2 daemon/distilld tests/make_corpus tests/plugins/minhash_de
   plugins/policy/policy.so >/dev/null
 distilld="$PWD/$build/daemon/distilld"
 mkdir -p "$work"
-chain="{plugin: exact_dedupe}, {plugin: minhash_dedupe}, {plugin: policy}"
+minhash="{plugin: minhash_dedupe${MINHASH_PARAMS:+, $MINHASH_PARAMS}}"
+chain="{plugin: exact_dedupe}, $minhash, {plugin: policy}"
 
 corpus() {  # corpus RECORDS -> path of a 1 KB-response corpus (generated once)
   local file="$work/corpus-$1.jsonl"
@@ -85,7 +89,7 @@ measure() {  # measure NAME THREADS STAGES [STEP]: the best of $rounds runs
     "$(mbps "$mb" "$wall_s")" "$(mbps "$mb" "$cpu_s")" "$((rss_kb / 1024))"
 }
 measure baseline 1 ""
-measure minhash 1 "{plugin: minhash_dedupe}" minhash_dedupe
+measure minhash 1 "$minhash" minhash_dedupe
 measure policy 1 "{plugin: policy}" policy
 measure chain-1 1 "$chain"
 measure chain-2 2 "$chain"
@@ -101,6 +105,10 @@ for big in "$@"; do
   read -r wall_s cpu_s rss_kb < <(run "$work/filter-big" 2 "$input" "$chain")
   echo "full chain, $big records ($mb MB), 2 threads: $wall_s s wall, $(mbps "$mb" "$wall_s") MB/s," \
     "$(mbps "$mb" "$cpu_s") MB/s per core, peak RSS $((rss_kb / 1024)) MB, state $(du -sm "$work/filter-big/state" | cut -f1) MB"
+  head -n 1 "$input" > "$work/one.jsonl"
+  sed -i "s|path: .*}|path: $work/one.jsonl}|" "$work/filter-big/pipeline.yaml"
+  "$distilld" run -q --new-run "$work/filter-big/pipeline.yaml" 2>&1 >/dev/null | grep -E "minhash_dedupe.*(read into|moved)" |
+    sed 's/^/    next run: /' || true
   rm -rf "$work/filter-big"
 done
 

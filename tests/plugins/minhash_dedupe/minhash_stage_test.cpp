@@ -341,6 +341,68 @@ TEST_F(MinhashStageTest, AReplayAfterACrashEndsAsAnUninterruptedRun) {
   }
 }
 
+std::size_t keys_under(KeyValue& state, std::string_view prefix) {
+  std::size_t keys = 0;
+  state.scan(prefix, [&](std::string_view, std::string_view) { return ++keys, true; });
+  return keys;
+}
+
+bool logged(const TestContext& ctx, std::string_view part) {
+  for (const std::string& line : ctx.logger_.lines)
+    if (line.find(part) != std::string::npos) return true;
+  return false;
+}
+
+// index_mb 1 holds the buckets of 4,681 records at 14 bands; the buckets of later ones are keys of the state.
+TEST_F(MinhashStageTest, RecordsBeyondTheInMemoryIndexAreIndexedInTheStateWithTheSameDecisions) {
+  const auto records = make_records(planted(8000, 14));
+  MemoryState in_memory_state;
+  Instance in_memory = make("", in_memory_state);
+  const auto expected = feed(*in_memory.stage, records);
+  EXPECT_EQ(keys_under(in_memory_state, "b"), 0u);
+  EXPECT_FALSE(logged(*in_memory.ctx, "is full"));
+
+  MemoryState state;
+  Instance small = make("index_mb: 1", state);
+  const auto actual = feed(*small.stage, records);
+  EXPECT_GT(keys_under(state, "b"), 5000u);
+  EXPECT_GT(keys_under(state, "h"), 0u);
+  EXPECT_TRUE(logged(*small.ctx, "the in-memory index (index_mb 1) is full at "));
+  std::size_t dropped = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_EQ(actual[i].live(), expected[i].live()) << "record " << i;
+    EXPECT_EQ(actual[i].record.annotations, expected[i].record.annotations) << "record " << i;
+    dropped += !actual[i].live();
+  }
+  EXPECT_GT(dropped, 1000u);
+}
+
+TEST_F(MinhashStageTest, ASmallerIndexMbInALaterRunMovesRecordsToTheState) {
+  const auto records = make_records(planted(6000, 15));
+  MemoryState state;
+  Instance run1 = make("", state, 1);
+  const auto first = feed(*run1.stage, records);
+  state.commit();
+  const std::size_t groups = keys_under(state, "h");
+  ASSERT_EQ(keys_under(state, "b"), 0u);
+
+  Instance run2 = make("index_mb: 1", state, 2);
+  EXPECT_TRUE(logged(*run2.ctx, "index_mb 1 holds fewer records than the last run indexed in memory"));
+  EXPECT_LT(keys_under(state, "h"), groups);
+  EXPECT_GT(keys_under(state, "b"), 0u);
+  const auto second = feed(*run2.stage, records);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    ASSERT_FALSE(second[i].live()) << "record " << i;
+    if (first[i].live()) {
+      EXPECT_EQ(*text_annotation(second[i], "near_duplicate_of"), records[i].id);
+    }
+  }
+  state.commit();
+  Instance run3 = make("index_mb: 1", state, 3);  // nothing more to move
+  EXPECT_FALSE(logged(*run3.ctx, "holds fewer"));
+  EXPECT_TRUE(logged(*run3.ctx, "indexed records read into memory"));
+}
+
 TEST_F(MinhashStageTest, ANewRunOverTheSameInputDropsEverything) {
   const auto records = make_records(planted(300, 10));
   MemoryState state;

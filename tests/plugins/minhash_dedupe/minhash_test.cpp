@@ -1,6 +1,7 @@
 // Unit tests of the MinHash functions behind minhash_dedupe: shingling,
 // exact and estimated Jaccard, signatures, the LSH S-curve, the bands x
-// rows derived from a threshold, and the bucket Bloom filter.
+// rows derived from a threshold, the in-memory bucket index and the bucket
+// Bloom filter.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -150,6 +151,44 @@ TEST(BandFilter, BytesForHoldsThatManyPairsAtAboutOnePercent) {
   for (int i = 0; i < 200000; ++i) false_positives += filter.may_contain(static_cast<std::size_t>(i % 14), rng());
   EXPECT_GT(false_positives, 1000);  // > 0.5%: full, as bytes_for says
   EXPECT_LT(false_positives, 3000);  // < 1.5%
+}
+
+TEST(BandIndex, FindsTheRecordsListedUnderAPairInTheirOrderAndNoOthers) {
+  BandIndex index(1 << 20);
+  std::mt19937_64 rng(11);
+  std::vector<std::uint64_t> hashes;
+  for (std::uint32_t record = 0; record < 4000; ++record) {
+    hashes.push_back(rng());
+    for (std::size_t band = 0; band < 14; ++band) index.add(band, hashes.back(), record);
+  }
+  index.add(3, hashes[10], 4000);  // a second record in one bucket
+  index.add(3, hashes[10], 4001);
+  EXPECT_EQ(index.pairs(), 4000u * 14 + 2);
+  std::vector<std::uint64_t> found;
+  for (std::uint32_t record = 0; record < 4000; ++record)
+    for (std::size_t band = 0; band < 14; ++band) {
+      found.clear();
+      index.find(band, hashes[record], found);
+      const std::vector<std::uint64_t> expected =
+          band == 3 && record == 10 ? std::vector<std::uint64_t>{10, 4000, 4001} : std::vector<std::uint64_t>{record};
+      ASSERT_EQ(found, expected) << "record " << record << " band " << band;
+    }
+  found.clear();
+  index.find(14, hashes[0], found);  // the same hash in another band is another bucket
+  for (int i = 0; i < 10000; ++i) index.find(static_cast<std::size_t>(i % 14), rng(), found);
+  EXPECT_TRUE(found.empty());
+}
+
+TEST(BandIndex, BytesForHoldsThatManyPairsAndNoMore) {
+  for (std::uint64_t pairs : {1u, 2u, 3u, 1000u, 70001u}) {
+    BandIndex index(BandIndex::bytes_for(pairs));
+    EXPECT_TRUE(index.has_room(pairs)) << pairs;
+    for (std::uint64_t i = 0; i < pairs; ++i) index.add(i % 14, i * 0x9e3779b97f4a7c15ull, static_cast<std::uint32_t>(i));
+    EXPECT_EQ(index.pairs(), pairs);
+    EXPECT_TRUE(index.has_room(0));
+    EXPECT_FALSE(index.has_room(1)) << pairs;
+  }
+  EXPECT_EQ(BandIndex::bytes_for(3), 4u * 12);
 }
 
 }  // namespace
