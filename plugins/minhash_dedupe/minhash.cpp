@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <new>
 
 namespace distill::minhash {
 namespace {
@@ -40,13 +39,12 @@ std::uint64_t index_key(std::size_t band, std::uint64_t hash) {
   return key == 0 ? 1 : key;
 }
 
-// `count` zeroed values from calloc: fresh pages of a large block are
-// zero already and are only taken from the system when first written.
-template <typename T>
-T* zeroed(std::size_t count) {
-  void* p = std::calloc(count, sizeof(T));
-  if (p == nullptr) throw std::bad_alloc();
-  return static_cast<T*>(p);
+// A BandIndex slot: a key and a record number.
+constexpr std::size_t kSlotBytes = sizeof(std::uint64_t) + sizeof(std::uint32_t);
+
+// Where a key's probe starts in a table of `slots`: keys spread evenly, in order.
+std::size_t home_slot(std::uint64_t key, std::size_t slots) {
+  return static_cast<std::size_t>((static_cast<unsigned __int128>(key) * slots) >> 64);
 }
 
 std::vector<std::uint64_t> word_hashes(std::string_view text, std::uint64_t seed) {
@@ -220,34 +218,50 @@ bool BandFilter::may_contain(std::size_t band, std::uint64_t hash) const {
   return true;
 }
 
-// 12 bytes a slot, at most 3/4 of the slots used: 16 bytes a pair.
-BandIndex::BandIndex(std::size_t bytes)
-    : slots_(std::max<std::size_t>(2, bytes / (sizeof(std::uint64_t) + sizeof(std::uint32_t)))),
-      max_pairs_(slots_ * 3 / 4),
-      keys_(zeroed<std::uint64_t>(slots_)),
-      records_(zeroed<std::uint32_t>(slots_)) {}
+BandIndex::BandIndex(std::size_t max_bytes)
+    : max_slots_(std::max<std::size_t>(4, max_bytes / kSlotBytes)),
+      keys_(std::min<std::size_t>(std::size_t{1} << 16, max_slots_ / 2)),
+      records_(keys_.size()) {}
 
+// The table reaches at least half the budget's slots, and holds 3/4 of them.
 std::size_t BandIndex::bytes_for(std::uint64_t pairs) {
-  return static_cast<std::size_t>((pairs * 4 + 2) / 3) * (sizeof(std::uint64_t) + sizeof(std::uint32_t));
+  return 2 * static_cast<std::size_t>((pairs * 4 + 2) / 3) * kSlotBytes;
 }
 
-std::size_t BandIndex::slot_of(std::uint64_t key) const {
-  return static_cast<std::size_t>((static_cast<unsigned __int128>(key) * slots_) >> 64);
+bool BandIndex::make_room(std::uint64_t pairs) {
+  while (pairs_ + pairs > keys_.size() * 3 / 4) {
+    const std::size_t grown = std::min(2 * keys_.size(), max_slots_ - keys_.size());
+    if (grown <= keys_.size()) return false;
+    rehash(grown);
+  }
+  return true;
+}
+
+void BandIndex::rehash(std::size_t slots) {
+  std::vector<std::uint64_t> keys(slots);
+  std::vector<std::uint32_t> records(slots);
+  keys.swap(keys_);
+  records.swap(records_);
+  for (std::size_t slot = 0; slot < keys.size(); ++slot)
+    if (keys[slot] != 0) place(keys[slot], records[slot]);
 }
 
 void BandIndex::find(std::size_t band, std::uint64_t hash, std::vector<std::uint64_t>& out) const {
   const std::uint64_t key = index_key(band, hash);
-  for (std::size_t slot = slot_of(key); keys_[slot] != 0; slot = slot + 1 == slots_ ? 0 : slot + 1)
+  for (std::size_t slot = home_slot(key, keys_.size()); keys_[slot] != 0; slot = slot + 1 == keys_.size() ? 0 : slot + 1)
     if (keys_[slot] == key) out.push_back(records_[slot]);
 }
 
 void BandIndex::add(std::size_t band, std::uint64_t hash, std::uint32_t record) {
-  const std::uint64_t key = index_key(band, hash);
-  std::size_t slot = slot_of(key);
-  while (keys_[slot] != 0) slot = slot + 1 == slots_ ? 0 : slot + 1;
+  place(index_key(band, hash), record);
+  ++pairs_;
+}
+
+void BandIndex::place(std::uint64_t key, std::uint32_t record) {
+  std::size_t slot = home_slot(key, keys_.size());
+  while (keys_[slot] != 0) slot = slot + 1 == keys_.size() ? 0 : slot + 1;
   keys_[slot] = key;
   records_[slot] = record;
-  ++pairs_;
 }
 
 }  // namespace distill::minhash

@@ -9,8 +9,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -92,33 +90,31 @@ class BandFilter {
 };
 
 // The LSH buckets held in memory: a multimap from (band, band hash) to
-// record numbers, in a table of a fixed size (open addressing, linear
-// probing, at most 3/4 full). Its pages are taken from the system as they
-// are first written, so a small index costs little of a large budget.
+// record numbers in an open-addressing table (linear probing, at most 3/4
+// full) that doubles as it fills. Its budget counts the old and the new
+// table while it grows, so the table reaches at least half the budget.
 // Nothing is ever removed.
 class BandIndex {
  public:
-  explicit BandIndex(std::size_t bytes);
-  // The bytes that hold `pairs`.
+  explicit BandIndex(std::size_t max_bytes);
+  // A budget that surely holds `pairs` (32 bytes a pair).
   static std::size_t bytes_for(std::uint64_t pairs);
   std::uint64_t pairs() const { return pairs_; }
-  bool has_room(std::uint64_t pairs) const { return pairs_ + pairs <= max_pairs_; }
-  // Appends the record numbers listed under (band, hash) to `out`, in the order they were added.
+  // Makes room for `pairs` more, growing the table if the budget allows; false when it does not.
+  bool make_room(std::uint64_t pairs);
+  // Appends the record numbers listed under (band, hash) to `out`.
   void find(std::size_t band, std::uint64_t hash, std::vector<std::uint64_t>& out) const;
-  // Lists `record` under (band, hash). Needs has_room(1).
+  // Lists `record` under (band, hash). Needs make_room(1).
   void add(std::size_t band, std::uint64_t hash, std::uint32_t record);
 
  private:
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  std::size_t slot_of(std::uint64_t key) const;
+  void place(std::uint64_t key, std::uint32_t record);
+  void rehash(std::size_t slots);
 
-  std::size_t slots_;
-  std::uint64_t max_pairs_;
+  std::size_t max_slots_;
   std::uint64_t pairs_ = 0;
-  std::unique_ptr<std::uint64_t[], Free> keys_;     // a mix of band and hash, never 0; 0: free slot
-  std::unique_ptr<std::uint32_t[], Free> records_;  // the record listed in each used slot
+  std::vector<std::uint64_t> keys_;     // a mix of band and hash, never 0; 0: free slot
+  std::vector<std::uint32_t> records_;  // the record listed in each used slot
 };
 
 }  // namespace distill::minhash

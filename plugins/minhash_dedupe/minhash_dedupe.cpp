@@ -296,7 +296,7 @@ class MinhashDedupe : public Stage {
         throw std::runtime_error("the index is damaged: the band hashes at key of " + std::to_string(key.size()) +
                                  " bytes (record " + std::to_string(first) + ") have " +
                                  std::to_string(hashes.size()) + " bytes");
-      if (!index_.has_room(records * banding_.bands)) {
+      if (!index_.make_room(records * banding_.bands)) {
         overflow.emplace_back(key);
         return true;
       }
@@ -416,7 +416,7 @@ class MinhashDedupe : public Stage {
     entry += slot.record.id;
     for (std::uint32_t v : p.payload) append_le(entry, v, 4);
     state_.put(numbered_key('e', seq), entry);
-    if (seq <= std::numeric_limits<std::uint32_t>::max() && index_.has_room(p.bands.size())) {
+    if (seq <= std::numeric_limits<std::uint32_t>::max() && index_.make_room(p.bands.size())) {
       for (std::size_t b = 0; b < p.bands.size(); ++b)
         if (listed_[b] < max_bucket_) index_.add(b, p.bands[b], static_cast<std::uint32_t>(seq));
       if (!band_hashes_.empty() && seq != band_hashes_first_ + band_hashes_.size() / (8 * p.bands.size()))
@@ -536,9 +536,9 @@ DISTILL_PLUGIN(
             .min(1)
             .max(4096),
         distill::param::Int("index_mb",
-                            "memory for the buckets of the first indexed records (224 bytes a record at 14 bands: "
-                            "about 4.8 million records per 1024 MB, taken as the index grows); the buckets of later "
-                            "records are kept in the state, which is about half as fast")
+                            "memory for the buckets of the first indexed records, taken as the index grows (at 14 "
+                            "bands 1024 MB hold about 3 million records); the buckets of later records are kept "
+                            "in the state, which is about half as fast")
             .default_value("1024")
             .min(1)
             .max(65536),

@@ -353,7 +353,7 @@ bool logged(const TestContext& ctx, std::string_view part) {
   return false;
 }
 
-// index_mb 1 holds the buckets of 4,681 records at 14 bands; the buckets of later ones are keys of the state.
+// index_mb 1 holds the buckets of 2,340 records at 14 bands; the buckets of later ones are keys of the state.
 TEST_F(MinhashStageTest, RecordsBeyondTheInMemoryIndexAreIndexedInTheStateWithTheSameDecisions) {
   const auto records = make_records(planted(8000, 14));
   MemoryState in_memory_state;

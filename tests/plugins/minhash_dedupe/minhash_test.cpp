@@ -4,6 +4,7 @@
 // Bloom filter.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -153,24 +154,30 @@ TEST(BandFilter, BytesForHoldsThatManyPairsAtAboutOnePercent) {
   EXPECT_LT(false_positives, 3000);  // < 1.5%
 }
 
-TEST(BandIndex, FindsTheRecordsListedUnderAPairInTheirOrderAndNoOthers) {
-  BandIndex index(1 << 20);
+// Enough pairs to make the table double several times from its first 65,536 slots.
+TEST(BandIndex, GrowsAndFindsTheRecordsListedUnderAPairAndNoOthers) {
+  BandIndex index(64 << 20);
   std::mt19937_64 rng(11);
   std::vector<std::uint64_t> hashes;
-  for (std::uint32_t record = 0; record < 4000; ++record) {
+  for (std::uint32_t record = 0; record < 40000; ++record) {
     hashes.push_back(rng());
-    for (std::size_t band = 0; band < 14; ++band) index.add(band, hashes.back(), record);
+    for (std::size_t band = 0; band < 14; ++band) {
+      ASSERT_TRUE(index.make_room(1));
+      index.add(band, hashes.back(), record);
+    }
   }
-  index.add(3, hashes[10], 4000);  // a second record in one bucket
-  index.add(3, hashes[10], 4001);
-  EXPECT_EQ(index.pairs(), 4000u * 14 + 2);
+  ASSERT_TRUE(index.make_room(2));
+  index.add(3, hashes[10], 40000);  // more records in one bucket
+  index.add(3, hashes[10], 40001);
+  EXPECT_EQ(index.pairs(), 40000u * 14 + 2);
   std::vector<std::uint64_t> found;
-  for (std::uint32_t record = 0; record < 4000; ++record)
+  for (std::uint32_t record = 0; record < 40000; ++record)
     for (std::size_t band = 0; band < 14; ++band) {
       found.clear();
       index.find(band, hashes[record], found);
+      std::sort(found.begin(), found.end());
       const std::vector<std::uint64_t> expected =
-          band == 3 && record == 10 ? std::vector<std::uint64_t>{10, 4000, 4001} : std::vector<std::uint64_t>{record};
+          band == 3 && record == 10 ? std::vector<std::uint64_t>{10, 40000, 40001} : std::vector<std::uint64_t>{record};
       ASSERT_EQ(found, expected) << "record " << record << " band " << band;
     }
   found.clear();
@@ -179,16 +186,30 @@ TEST(BandIndex, FindsTheRecordsListedUnderAPairInTheirOrderAndNoOthers) {
   EXPECT_TRUE(found.empty());
 }
 
-TEST(BandIndex, BytesForHoldsThatManyPairsAndNoMore) {
-  for (std::uint64_t pairs : {1u, 2u, 3u, 1000u, 70001u}) {
+TEST(BandIndex, TheBudgetOfBytesForHoldsThatManyPairs) {
+  EXPECT_EQ(BandIndex::bytes_for(3), 2u * 4 * 12);
+  for (std::uint64_t pairs : {1u, 2u, 3u, 1000u, 70001u, 2000000u}) {
     BandIndex index(BandIndex::bytes_for(pairs));
-    EXPECT_TRUE(index.has_room(pairs)) << pairs;
-    for (std::uint64_t i = 0; i < pairs; ++i) index.add(i % 14, i * 0x9e3779b97f4a7c15ull, static_cast<std::uint32_t>(i));
+    for (std::uint64_t i = 0; i < pairs; ++i) {
+      ASSERT_TRUE(index.make_room(1)) << pairs << " pairs, at " << i;
+      index.add(i % 14, i * 0x9e3779b97f4a7c15ull, static_cast<std::uint32_t>(i));
+    }
     EXPECT_EQ(index.pairs(), pairs);
-    EXPECT_TRUE(index.has_room(0));
-    EXPECT_FALSE(index.has_room(1)) << pairs;
+    EXPECT_TRUE(index.make_room(0));
   }
-  EXPECT_EQ(BandIndex::bytes_for(3), 4u * 12);
+}
+
+TEST(BandIndex, SaysNoOnceItsBudgetIsFull) {
+  BandIndex index(1 << 20);  // 87,381 slots of 12 bytes; the old table counts while it grows
+  std::uint64_t added = 0;
+  while (index.make_room(14)) {
+    for (std::size_t band = 0; band < 14; ++band) index.add(band, added * 14 + band, static_cast<std::uint32_t>(added));
+    ++added;
+  }
+  EXPECT_EQ(index.pairs(), added * 14);
+  EXPECT_GE(index.pairs() + 14, (1u << 20) / 32);  // at least half the budget, 3/4 full
+  EXPECT_LE(index.pairs(), (1u << 20) / 12 * 3 / 4);
+  EXPECT_FALSE(index.make_room(14));
 }
 
 }  // namespace
