@@ -7,9 +7,12 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <new>
 
 namespace distill::minhash {
 namespace {
@@ -218,6 +221,23 @@ bool BandFilter::may_contain(std::size_t band, std::uint64_t hash) const {
   return true;
 }
 
+template <typename T>
+void* HugePageAllocator<T>::allocate_bytes(std::size_t bytes) {
+  constexpr std::size_t kHugePage = std::size_t{2} << 20;
+  if (bytes < kHugePage) {
+    if (void* p = std::malloc(bytes)) return p;
+    throw std::bad_alloc();
+  }
+  const std::size_t size = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, size);
+  if (p == nullptr) throw std::bad_alloc();
+  madvise(p, size, MADV_HUGEPAGE);  // advice only: without huge pages the table works as well, more slowly
+  return p;
+}
+
+template struct HugePageAllocator<std::uint64_t>;
+template struct HugePageAllocator<std::uint32_t>;
+
 BandIndex::BandIndex(std::size_t max_bytes)
     : max_slots_(std::max<std::size_t>(4, max_bytes / kSlotBytes)),
       keys_(std::min<std::size_t>(std::size_t{1} << 16, max_slots_ / 2)),
@@ -238,8 +258,8 @@ bool BandIndex::make_room(std::uint64_t pairs) {
 }
 
 void BandIndex::rehash(std::size_t slots) {
-  std::vector<std::uint64_t> keys(slots);
-  std::vector<std::uint32_t> records(slots);
+  decltype(keys_) keys(slots);
+  decltype(records_) records(slots);
   keys.swap(keys_);
   records.swap(records_);
   for (std::size_t slot = 0; slot < keys.size(); ++slot)
@@ -255,6 +275,22 @@ void BandIndex::find(std::size_t band, std::uint64_t hash, std::vector<std::uint
 void BandIndex::add(std::size_t band, std::uint64_t hash, std::uint32_t record) {
   place(index_key(band, hash), record);
   ++pairs_;
+}
+
+bool BandIndex::add_unless_full(std::size_t band, std::uint64_t hash, std::uint32_t record, std::size_t max_records) {
+  const std::uint64_t key = index_key(band, hash);
+  std::size_t listed = 0;
+  std::size_t slot = home_slot(key, keys_.size());
+  for (; keys_[slot] != 0; slot = slot + 1 == keys_.size() ? 0 : slot + 1)
+    if (keys_[slot] == key && ++listed >= max_records) return false;
+  keys_[slot] = key;
+  records_[slot] = record;
+  ++pairs_;
+  return true;
+}
+
+void BandIndex::prefetch(std::size_t band, std::uint64_t hash) const {
+  __builtin_prefetch(&keys_[home_slot(index_key(band, hash), keys_.size())]);
 }
 
 void BandIndex::place(std::uint64_t key, std::uint32_t record) {

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -89,6 +90,24 @@ class BandFilter {
   std::vector<Block> blocks_;
 };
 
+// An allocator that asks the kernel for huge pages for large blocks: a
+// table far larger than the CPU caches is then not also a TLB miss on
+// every random lookup.
+template <typename T>
+struct HugePageAllocator {
+  using value_type = T;
+  HugePageAllocator() = default;
+  template <typename U>
+  HugePageAllocator(const HugePageAllocator<U>&) {}
+  T* allocate(std::size_t count) { return static_cast<T*>(allocate_bytes(count * sizeof(T))); }
+  void deallocate(T* p, std::size_t) { std::free(p); }
+  template <typename U>
+  bool operator==(const HugePageAllocator<U>&) const { return true; }
+
+ private:
+  static void* allocate_bytes(std::size_t bytes);
+};
+
 // The LSH buckets held in memory: a multimap from (band, band hash) to
 // record numbers in an open-addressing table (linear probing, at most 3/4
 // full) that doubles as it fills. Its budget counts the old and the new
@@ -106,6 +125,12 @@ class BandIndex {
   void find(std::size_t band, std::uint64_t hash, std::vector<std::uint64_t>& out) const;
   // Lists `record` under (band, hash). Needs make_room(1).
   void add(std::size_t band, std::uint64_t hash, std::uint32_t record);
+  // Lists `record` under (band, hash) unless that bucket already lists
+  // `max_records`; says whether it did. Needs make_room(1).
+  bool add_unless_full(std::size_t band, std::uint64_t hash, std::uint32_t record, std::size_t max_records);
+  // Starts loading where (band, hash) is looked up, so that a find or add
+  // of it soon after does not wait for memory.
+  void prefetch(std::size_t band, std::uint64_t hash) const;
 
  private:
   void place(std::uint64_t key, std::uint32_t record);
@@ -113,8 +138,8 @@ class BandIndex {
 
   std::size_t max_slots_;
   std::uint64_t pairs_ = 0;
-  std::vector<std::uint64_t> keys_;     // a mix of band and hash, never 0; 0: free slot
-  std::vector<std::uint32_t> records_;  // the record listed in each used slot
+  std::vector<std::uint64_t, HugePageAllocator<std::uint64_t>> keys_;  // a mix of band and hash, never 0; 0: free
+  std::vector<std::uint32_t, HugePageAllocator<std::uint32_t>> records_;  // the record listed in each used slot
 };
 
 }  // namespace distill::minhash

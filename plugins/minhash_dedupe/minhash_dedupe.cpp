@@ -288,6 +288,9 @@ class MinhashDedupe : public Stage {
     filter_pairs_ = buckets;
     const std::size_t record_bytes = 8 * banding_.bands;
     std::uint64_t in_memory = 0;
+    std::uint64_t listed_bytes = 0;
+    state_.scan("h", [&](std::string_view, std::string_view hashes) { return listed_bytes += hashes.size(), true; });
+    index_.make_room(listed_bytes / 8);
     std::vector<std::string> overflow;  // 'h' keys whose records no longer fit in memory
     state_.scan("h", [&](std::string_view key, std::string_view hashes) {
       const std::uint64_t first = key.size() == 9 ? read_be(key, 1, 8) : next_seq_;
@@ -300,9 +303,15 @@ class MinhashDedupe : public Stage {
         overflow.emplace_back(key);
         return true;
       }
-      for (std::uint64_t r = 0; r < records; ++r)
-        for (std::size_t b = 0; b < banding_.bands; ++b)
-          add_to_index(b, read_le(hashes, (r * banding_.bands + b) * 8, 8), first + r);
+      // A pair ahead is prefetched: the table is larger than the caches.
+      constexpr std::size_t kAhead = 8;
+      const std::size_t pairs = records * banding_.bands;
+      for (std::size_t i = 0; i < pairs; ++i) {
+        if (i + kAhead < pairs)
+          index_.prefetch((i + kAhead) % banding_.bands, read_le(hashes, (i + kAhead) * 8, 8));
+        index_.add_unless_full(i % banding_.bands, read_le(hashes, i * 8, 8),
+                               static_cast<std::uint32_t>(first + i / banding_.bands), max_bucket_);
+      }
       in_memory += records;
       return true;
     });
@@ -311,23 +320,15 @@ class MinhashDedupe : public Stage {
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.1f",
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (in_memory > 0)
-      ctx_.log().info("the buckets of " + std::to_string(in_memory) + " of " + std::to_string(next_seq_) +
-                      " indexed records read into memory in " + seconds + " s");
-    if (buckets > 0)
-      ctx_.log().info(std::to_string(buckets) + " buckets of the state read into the filter");
+    if (next_seq_ > 0)
+      ctx_.log().info("index of " + std::to_string(next_seq_) + " records read in " + seconds + " s: the buckets of " +
+                      std::to_string(in_memory) + " in memory, " + std::to_string(buckets) +
+                      " buckets of the state in the filter");
     if (moved > 0)
       ctx_.log().warn("index_mb " + std::to_string(ctx_.params().integer("index_mb")) + " holds fewer records than " +
                       "the last run indexed in memory: the buckets of " + std::to_string(moved) +
                       " records moved to the state, where they are slower to use");
     warn_if_filter_full();
-  }
-
-  // Lists `record` under (band, hash) in memory unless the bucket already lists max_bucket records.
-  void add_to_index(std::size_t band, std::uint64_t hash, std::uint64_t record) {
-    found_.clear();
-    index_.find(band, hash, found_);
-    if (found_.size() < max_bucket_) index_.add(band, hash, static_cast<std::uint32_t>(record));
   }
 
   // Moves the records of the band hashes at 'h' `key` from memory to the
@@ -361,6 +362,7 @@ class MinhashDedupe : public Stage {
     buckets_.resize(p.bands.size());
     listed_.resize(p.bands.size());
     candidates_.clear();
+    for (std::size_t b = 0; b < p.bands.size(); ++b) index_.prefetch(b, p.bands[b]);
     for (std::size_t b = 0; b < p.bands.size(); ++b) {
       const std::size_t before = candidates_.size();
       index_.find(b, p.bands[b], candidates_);

@@ -107,7 +107,7 @@ for big in "$@"; do
     "$(mbps "$mb" "$cpu_s") MB/s per core, peak RSS $((rss_kb / 1024)) MB, state $(du -sm "$work/filter-big/state" | cut -f1) MB"
   head -n 1 "$input" > "$work/one.jsonl"
   sed -i "s|path: .*}|path: $work/one.jsonl}|" "$work/filter-big/pipeline.yaml"
-  "$distilld" run -q --new-run "$work/filter-big/pipeline.yaml" 2>&1 >/dev/null | grep -E "minhash_dedupe.*(read into|moved)" |
+  "$distilld" run -q --new-run "$work/filter-big/pipeline.yaml" 2>&1 >/dev/null | grep -E "minhash_dedupe.*(records read in|moved)" |
     sed 's/^/    next run: /' || true
   rm -rf "$work/filter-big"
 done
