@@ -268,7 +268,7 @@ void BandIndex::rehash(std::size_t slots) {
 
 void BandIndex::find(std::size_t band, std::uint64_t hash, std::vector<std::uint64_t>& out) const {
   const std::uint64_t key = index_key(band, hash);
-  for (std::size_t slot = home_slot(key, keys_.size()); keys_[slot] != 0; slot = slot + 1 == keys_.size() ? 0 : slot + 1)
+  for (std::size_t slot = home_slot(key, keys_.size()); keys_[slot] != 0; slot = next_slot(slot))
     if (keys_[slot] == key) out.push_back(records_[slot]);
 }
 
@@ -281,7 +281,7 @@ bool BandIndex::add_unless_full(std::size_t band, std::uint64_t hash, std::uint3
   const std::uint64_t key = index_key(band, hash);
   std::size_t listed = 0;
   std::size_t slot = home_slot(key, keys_.size());
-  for (; keys_[slot] != 0; slot = slot + 1 == keys_.size() ? 0 : slot + 1)
+  for (; keys_[slot] != 0; slot = next_slot(slot))
     if (keys_[slot] == key && ++listed >= max_records) return false;
   keys_[slot] = key;
   records_[slot] = record;
@@ -295,7 +295,7 @@ void BandIndex::prefetch(std::size_t band, std::uint64_t hash) const {
 
 void BandIndex::place(std::uint64_t key, std::uint32_t record) {
   std::size_t slot = home_slot(key, keys_.size());
-  while (keys_[slot] != 0) slot = slot + 1 == keys_.size() ? 0 : slot + 1;
+  while (keys_[slot] != 0) slot = next_slot(slot);
   keys_[slot] = key;
   records_[slot] = record;
 }

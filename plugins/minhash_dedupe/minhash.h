@@ -133,6 +133,7 @@ class BandIndex {
   void prefetch(std::size_t band, std::uint64_t hash) const;
 
  private:
+  std::size_t next_slot(std::size_t slot) const { return slot + 1 == keys_.size() ? 0 : slot + 1; }
   void place(std::uint64_t key, std::uint32_t record);
   void rehash(std::size_t slots);
 

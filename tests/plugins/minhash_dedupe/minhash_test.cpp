@@ -186,6 +186,21 @@ TEST(BandIndex, GrowsAndFindsTheRecordsListedUnderAPairAndNoOthers) {
   EXPECT_TRUE(found.empty());
 }
 
+TEST(BandIndex, AddUnlessFullListsUpToTheGivenNumberOfRecordsInABucket) {
+  BandIndex index(1 << 20);
+  ASSERT_TRUE(index.make_room(5));
+  index.prefetch(2, 77);
+  EXPECT_TRUE(index.add_unless_full(2, 77, 1, 2));
+  EXPECT_TRUE(index.add_unless_full(2, 77, 2, 2));
+  EXPECT_FALSE(index.add_unless_full(2, 77, 3, 2));
+  EXPECT_TRUE(index.add_unless_full(3, 77, 4, 2));  // another band, another bucket
+  EXPECT_EQ(index.pairs(), 3u);
+  std::vector<std::uint64_t> found;
+  index.find(2, 77, found);
+  std::sort(found.begin(), found.end());
+  EXPECT_EQ(found, (std::vector<std::uint64_t>{1, 2}));
+}
+
 TEST(BandIndex, TheBudgetOfBytesForHoldsThatManyPairs) {
   EXPECT_EQ(BandIndex::bytes_for(3), 2u * 4 * 12);
   for (std::uint64_t pairs : {1u, 2u, 3u, 1000u, 70001u, 2000000u}) {
