@@ -130,7 +130,8 @@ void Permutations::signature(std::span<const std::uint32_t> shingles, std::uint3
 }
 
 std::uint64_t band_hash(const std::uint32_t* signature, std::size_t band, std::size_t rows, std::uint64_t seed) {
-  return XXH3_64bits_withSeed(signature + band * rows, rows * sizeof(std::uint32_t), seed);
+  const std::uint64_t hash = XXH3_64bits_withSeed(signature + band * rows, rows * sizeof(std::uint32_t), seed);
+  return hash != 0 ? hash : 1;
 }
 
 double jaccard(std::span<const std::uint32_t> a, std::span<const std::uint32_t> b) {
@@ -225,7 +226,7 @@ template <typename T>
 void* HugePageAllocator<T>::allocate_bytes(std::size_t bytes) {
   constexpr std::size_t kHugePage = std::size_t{2} << 20;
   if (bytes < kHugePage) {
-    if (void* p = std::malloc(bytes)) return p;
+    if (void* p = std::malloc(bytes > 0 ? bytes : 1)) return p;
     throw std::bad_alloc();
   }
   const std::size_t size = (bytes + kHugePage - 1) / kHugePage * kHugePage;
@@ -243,15 +244,16 @@ BandIndex::BandIndex(std::size_t max_bytes)
       keys_(std::min<std::size_t>(std::size_t{1} << 16, max_slots_ / 2)),
       records_(keys_.size()) {}
 
-// The table reaches at least half the budget's slots, and holds 3/4 of them.
+// The table reaches at least 4/9 of the budget's slots, and holds 3/4 of them.
 std::size_t BandIndex::bytes_for(std::uint64_t pairs) {
-  return 2 * static_cast<std::size_t>((pairs * 4 + 2) / 3) * kSlotBytes;
+  const std::size_t slots = static_cast<std::size_t>((pairs * 4 + 2) / 3);
+  return (slots * 9 + 3) / 4 * kSlotBytes;
 }
 
 bool BandIndex::make_room(std::uint64_t pairs) {
   while (pairs_ + pairs > keys_.size() * 3 / 4) {
     const std::size_t grown = std::min(2 * keys_.size(), max_slots_ - keys_.size());
-    if (grown <= keys_.size()) return false;
+    if (grown < keys_.size() + keys_.size() / 4) return false;
     rehash(grown);
   }
   return true;
@@ -275,18 +277,6 @@ void BandIndex::find(std::size_t band, std::uint64_t hash, std::vector<std::uint
 void BandIndex::add(std::size_t band, std::uint64_t hash, std::uint32_t record) {
   place(index_key(band, hash), record);
   ++pairs_;
-}
-
-bool BandIndex::add_unless_full(std::size_t band, std::uint64_t hash, std::uint32_t record, std::size_t max_records) {
-  const std::uint64_t key = index_key(band, hash);
-  std::size_t listed = 0;
-  std::size_t slot = home_slot(key, keys_.size());
-  for (; keys_[slot] != 0; slot = next_slot(slot))
-    if (keys_[slot] == key && ++listed >= max_records) return false;
-  keys_[slot] = key;
-  records_[slot] = record;
-  ++pairs_;
-  return true;
 }
 
 void BandIndex::prefetch(std::size_t band, std::uint64_t hash) const {

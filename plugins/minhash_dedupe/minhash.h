@@ -43,7 +43,7 @@ class Permutations {
   std::vector<std::uint32_t> salts_;  // padded to a multiple of the vector block
 };
 
-// The hash of band `band` (rows values starting at band * rows).
+// The hash of band `band` (rows values starting at band * rows); never 0.
 std::uint64_t band_hash(const std::uint32_t* signature, std::size_t band, std::size_t rows, std::uint64_t seed);
 
 // |a ∩ b| / |a ∪ b| of two sorted sets of distinct values.
@@ -111,12 +111,13 @@ struct HugePageAllocator {
 // The LSH buckets held in memory: a multimap from (band, band hash) to
 // record numbers in an open-addressing table (linear probing, at most 3/4
 // full) that doubles as it fills. Its budget counts the old and the new
-// table while it grows, so the table reaches at least half the budget.
-// Nothing is ever removed.
+// table while it grows: the last growth takes what is left (when that is
+// at least a quarter more), and the table reaches at least 4/9 of the
+// budget. Nothing is ever removed.
 class BandIndex {
  public:
   explicit BandIndex(std::size_t max_bytes);
-  // A budget that surely holds `pairs` (32 bytes a pair).
+  // A budget that surely holds `pairs` (36 bytes a pair).
   static std::size_t bytes_for(std::uint64_t pairs);
   std::uint64_t pairs() const { return pairs_; }
   // Makes room for `pairs` more, growing the table if the budget allows; false when it does not.
@@ -125,9 +126,6 @@ class BandIndex {
   void find(std::size_t band, std::uint64_t hash, std::vector<std::uint64_t>& out) const;
   // Lists `record` under (band, hash). Needs make_room(1).
   void add(std::size_t band, std::uint64_t hash, std::uint32_t record);
-  // Lists `record` under (band, hash) unless that bucket already lists
-  // `max_records`; says whether it did. Needs make_room(1).
-  bool add_unless_full(std::size_t band, std::uint64_t hash, std::uint32_t record, std::size_t max_records);
   // Starts loading where (band, hash) is looked up, so that a find or add
   // of it soon after does not wait for memory.
   void prefetch(std::size_t band, std::uint64_t hash) const;

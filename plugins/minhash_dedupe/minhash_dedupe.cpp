@@ -1,23 +1,26 @@
 // minhash_dedupe: drops near-duplicates (MinHash LSH) of records kept
 // earlier, in this run or any earlier run of the pipeline. Shingling and
-// signatures run in the parallel part; the band buckets and the indexed
-// records live in the instance's checkpointed state and are queried and
-// filled in source order, so the first occurrence is the one kept and the
-// result does not depend on the thread count.
+// signatures run in the parallel part; the index is queried and filled in
+// the serial part, in source order, so the first occurrence is the one
+// kept and the result does not depend on the thread count.
 //
 // The buckets of the first indexed records (as many as index_mb holds) are
-// kept in memory (minhash::BandIndex); the state keeps only their band
-// hashes, one key per batch, to rebuild that index when the stage starts.
-// The buckets of later records are keys of the state; a Bloom filter of
-// those (filter_mb), filled from the state when the stage starts, spares
-// the lookups of buckets that do not exist (most of them).
+// kept in memory (minhash::BandIndex); the instance's checkpointed state
+// keeps only their band hashes, one key per batch, to rebuild that index
+// when the stage starts. Once a record does not fit, its buckets and those
+// of every later record are keys of the state, so the records in memory
+// are always the first ones and a restart rebuilds exactly the index an
+// uninterrupted run had. A Bloom filter of the state's buckets (filter_mb),
+// filled from the state when the stage starts, spares the lookups of
+// buckets that do not exist (most of them).
 //
 // State layout (keys of the instance's state; numbers little-endian in
 // values, big-endian in keys):
 //   "cfg"                           the index-defining parameters, as text
 //   "seq"                           u64: number of the next indexed record
-//   'h' first(u64)                  band hashes (bands u64 each) of records
-//                                   first, first + 1, ... indexed in memory
+//   'h' first(u64)                  band hashes (bands u64 each; 0: the bucket
+//                                   was full) of records first, first + 1, ...
+//                                   indexed in memory
 //   'b' band(u16) band_hash(u64)    up to max_bucket record numbers (u64 each)
 //   'e' number(u64)                 origin(u64) id_size(u32) id payload(u32...)
 //   'c' number(u64)                 u64: size of the cluster it heads (absent: 1)
@@ -48,6 +51,9 @@ using namespace distill;
 enum class Verify { Exact, Estimate, None };
 
 constexpr minhash::Banding kDefaultBanding{14, 8};
+
+// In an 'h' key, the band hash of a band in whose bucket the record is not listed.
+constexpr std::uint64_t kNotListed = 0;
 
 void append_be(std::string& out, std::uint64_t value, int bytes) {
   for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
@@ -275,8 +281,8 @@ class MinhashDedupe : public Stage {
 
   // Reads the buckets of the state into the Bloom filter and the band
   // hashes of the records indexed in memory into the in-memory index. When
-  // index_mb is now smaller than it was, the records that no longer fit
-  // move to the state's buckets.
+  // index_mb is now smaller than it was, the first record that no longer
+  // fits and all later ones move to the state's buckets.
   void load_index() {
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t buckets = 0;
@@ -286,71 +292,78 @@ class MinhashDedupe : public Stage {
       return true;
     });
     filter_pairs_ = buckets;
-    const std::size_t record_bytes = 8 * banding_.bands;
+    const std::size_t bands = banding_.bands;
+    if (!filter_) index_.make_room(next_seq_ * bands);  // every record is in memory: size the table once
     std::uint64_t in_memory = 0;
-    std::uint64_t listed_bytes = 0;
-    state_.scan("h", [&](std::string_view, std::string_view hashes) { return listed_bytes += hashes.size(), true; });
-    index_.make_room(listed_bytes / 8);
-    std::vector<std::string> overflow;  // 'h' keys whose records no longer fit in memory
+    std::vector<std::pair<std::string, std::uint64_t>> overflow;  // 'h' key, how many of its records stay
     state_.scan("h", [&](std::string_view key, std::string_view hashes) {
-      const std::uint64_t first = key.size() == 9 ? read_be(key, 1, 8) : next_seq_;
-      const std::uint64_t records = hashes.size() / record_bytes;
-      if (hashes.empty() || hashes.size() % record_bytes != 0 || first + records > next_seq_)
-        throw std::runtime_error("the index is damaged: the band hashes at key of " + std::to_string(key.size()) +
-                                 " bytes (record " + std::to_string(first) + ") have " +
+      const std::uint64_t first = key.size() == 9 ? read_be(key, 1, 8) : 0;
+      const std::uint64_t records = hashes.size() / (8 * bands);
+      if (key.size() != 9 || hashes.empty() || hashes.size() % (8 * bands) != 0 || first + records > next_seq_)
+        throw std::runtime_error("the index is damaged: the band hashes of record " + std::to_string(first) +
+                                 " (a key of " + std::to_string(key.size()) + " bytes) have " +
                                  std::to_string(hashes.size()) + " bytes");
-      if (!index_.make_room(records * banding_.bands)) {
-        overflow.emplace_back(key);
+      if (!overflow.empty()) {
+        overflow.emplace_back(key, 0);
         return true;
       }
-      // A pair ahead is prefetched: the table is larger than the caches.
-      constexpr std::size_t kAhead = 8;
-      const std::size_t pairs = records * banding_.bands;
-      for (std::size_t i = 0; i < pairs; ++i) {
-        if (i + kAhead < pairs)
-          index_.prefetch((i + kAhead) % banding_.bands, read_le(hashes, (i + kAhead) * 8, 8));
-        index_.add_unless_full(i % banding_.bands, read_le(hashes, i * 8, 8),
-                               static_cast<std::uint32_t>(first + i / banding_.bands), max_bucket_);
+      for (std::uint64_t r = 0; r < records; ++r) {
+        if (!index_.make_room(bands)) {
+          overflow.emplace_back(key, r);
+          return true;
+        }
+        for (std::size_t b = 0; b < bands && r + 1 < records; ++b)  // the table is larger than the caches
+          index_.prefetch(b, read_le(hashes, ((r + 1) * bands + b) * 8, 8));
+        for (std::size_t b = 0; b < bands; ++b)
+          if (const std::uint64_t hash = read_le(hashes, (r * bands + b) * 8, 8); hash != kNotListed)
+            index_.add(b, hash, static_cast<std::uint32_t>(first + r));
+        ++in_memory;
       }
-      in_memory += records;
       return true;
     });
     std::uint64_t moved = 0;
-    for (const std::string& key : overflow) moved += move_to_buckets(key);
+    for (const auto& [key, kept] : overflow) moved += move_to_buckets(key, kept);
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.1f",
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (next_seq_ > 0)
       ctx_.log().info("index of " + std::to_string(next_seq_) + " records read in " + seconds + " s: the buckets of " +
-                      std::to_string(in_memory) + " in memory, " + std::to_string(buckets) +
+                      std::to_string(in_memory) + " in memory, " + std::to_string(filter_pairs_) +
                       " buckets of the state in the filter");
     if (moved > 0)
       ctx_.log().warn("index_mb " + std::to_string(ctx_.params().integer("index_mb")) + " holds fewer records than " +
                       "the last run indexed in memory: the buckets of " + std::to_string(moved) +
-                      " records moved to the state, where they are slower to use");
+                      " records moved to the state");
+    if (filter_)
+      ctx_.log().warn("this index keeps buckets in the state, so new records' buckets go there too, which is about "
+                      "half as fast as in memory (a new stage id starts a new index)");
     warn_if_filter_full();
   }
 
-  // Moves the records of the band hashes at 'h' `key` from memory to the
-  // state's buckets; returns how many.
-  std::uint64_t move_to_buckets(const std::string& key) {
+  // Moves the records of the 'h' `key` after the first `kept` from memory
+  // to the state's buckets; returns how many. Each is listed where it was
+  // listed in memory: its bucket held fewer than max_bucket records then,
+  // all of them earlier ones, and holds no more now.
+  std::uint64_t move_to_buckets(const std::string& key, std::uint64_t kept) {
     const std::string hashes = state_.get(key).value_or(std::string());
+    const std::size_t record_bytes = 8 * banding_.bands;
     const std::uint64_t first = read_be(key, 1, 8);
-    const std::uint64_t records = hashes.size() / (8 * banding_.bands);
-    for (std::uint64_t r = 0; r < records; ++r)
+    const std::uint64_t records = hashes.size() / record_bytes;
+    for (std::uint64_t r = kept; r < records; ++r)
       for (std::size_t b = 0; b < banding_.bands; ++b) {
-        const std::uint64_t hash = read_le(hashes, (r * banding_.bands + b) * 8, 8);
-        found_.clear();
-        index_.find(b, hash, found_);
+        const std::uint64_t hash = read_le(hashes, r * record_bytes + b * 8, 8);
+        if (hash == kNotListed) continue;
         std::string bucket = state_.get(bucket_key(b, hash)).value_or(std::string());
-        filter().add(b, hash);
-        ++filter_pairs_;
-        if (found_.size() + bucket.size() / 8 >= max_bucket_) continue;
         append_le(bucket, first + r, 8);
         state_.put(bucket_key(b, hash), bucket);
+        filter().add(b, hash);
+        ++filter_pairs_;
       }
-    state_.erase(key);
-    return records;
+    if (kept > 0)
+      state_.put(key, std::string_view(hashes).substr(0, kept * record_bytes));
+    else
+      state_.erase(key);
+    return records - kept;
   }
 
   minhash::BandFilter& filter() {
@@ -418,16 +431,17 @@ class MinhashDedupe : public Stage {
     entry += slot.record.id;
     for (std::uint32_t v : p.payload) append_le(entry, v, 4);
     state_.put(numbered_key('e', seq), entry);
-    if (seq <= std::numeric_limits<std::uint32_t>::max() && index_.make_room(p.bands.size())) {
-      for (std::size_t b = 0; b < p.bands.size(); ++b)
-        if (listed_[b] < max_bucket_) index_.add(b, p.bands[b], static_cast<std::uint32_t>(seq));
-      if (!band_hashes_.empty() && seq != band_hashes_first_ + band_hashes_.size() / (8 * p.bands.size()))
-        store_band_hashes();
+    // In memory only while no bucket is in the state (see the top of the file).
+    if (!filter_ && seq <= std::numeric_limits<std::uint32_t>::max() && index_.make_room(p.bands.size())) {
       if (band_hashes_.empty()) band_hashes_first_ = seq;
-      for (std::uint64_t hash : p.bands) append_le(band_hashes_, hash, 8);
+      for (std::size_t b = 0; b < p.bands.size(); ++b) {
+        const bool listed = listed_[b] < max_bucket_;
+        if (listed) index_.add(b, p.bands[b], static_cast<std::uint32_t>(seq));
+        append_le(band_hashes_, listed ? p.bands[b] : kNotListed, 8);
+      }
       return;
     }
-    warn_if_index_full(seq);
+    if (!filter_) warn_index_full(seq);
     filter_pairs_ += p.bands.size();
     for (std::size_t b = 0; b < p.bands.size(); ++b) {
       filter().add(b, p.bands[b]);
@@ -444,15 +458,14 @@ class MinhashDedupe : public Stage {
     band_hashes_.clear();
   }
 
-  // Once, when the in-memory index is full: later records' buckets are keys of the state.
-  void warn_if_index_full(std::uint64_t indexed) {
-    if (index_warned_) return;
-    index_warned_ = true;
+  // When the first record's buckets go to the state: the in-memory index takes no more.
+  void warn_index_full(std::uint64_t indexed) {
     const std::size_t suggested_mb = (minhash::BandIndex::bytes_for(2 * index_.pairs()) >> 20) + 1;
     ctx_.log().warn("the in-memory index (index_mb " + std::to_string(ctx_.params().integer("index_mb")) +
-                    ") is full at " + std::to_string(indexed) +
-                    " indexed records: the buckets of later records are kept in the state, which is about half "
-                    "as fast; index_mb " + std::to_string(suggested_mb) + " would hold twice this index");
+                    ") takes no more records after " + std::to_string(indexed) +
+                    ": the buckets of later records, in this run and later ones, are kept in the state, which is "
+                    "about half as fast; a new index (a new stage id) with index_mb " +
+                    std::to_string(suggested_mb) + " would hold twice this one");
   }
 
   // Once, when the filter holds more buckets than it can at ~1% false
@@ -490,7 +503,6 @@ class MinhashDedupe : public Stage {
   std::optional<minhash::BandFilter> filter_;  // every bucket in the state is in it; made with the first one
   std::uint64_t filter_pairs_ = 0;  // buckets added to it (an upper bound on the distinct ones)
   bool filter_warned_ = false;
-  bool index_warned_ = false;
   std::string band_hashes_;  // of the records indexed in memory in this batch, from band_hashes_first_
   std::uint64_t band_hashes_first_ = 0;
   std::uint64_t next_seq_ = 0;
@@ -498,7 +510,6 @@ class MinhashDedupe : public Stage {
   std::vector<std::string> buckets_;     // per band of the record at hand: its bucket in the state
   std::vector<std::size_t> listed_;      // per band: records its bucket lists, in memory and in the state
   std::vector<std::uint64_t> candidates_;
-  std::vector<std::uint64_t> found_;
   std::int64_t checked_ = 0;
   std::int64_t below_threshold_ = 0;
   std::int64_t no_text_ = 0;
