@@ -285,13 +285,11 @@ class MinhashDedupe : public Stage {
   // fits and all later ones move to the state's buckets.
   void load_index() {
     const auto start = std::chrono::steady_clock::now();
-    std::uint64_t buckets = 0;
     state_.scan("b", [&](std::string_view key, std::string_view) {
       filter().add(read_be(key, 1, 2), read_be(key, 3, 8));
-      ++buckets;
+      ++filter_pairs_;
       return true;
     });
-    filter_pairs_ = buckets;
     const std::size_t bands = banding_.bands;
     if (!filter_) index_.make_room(next_seq_ * bands);  // every record is in memory: size the table once
     std::uint64_t in_memory = 0;
