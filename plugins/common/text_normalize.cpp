@@ -71,10 +71,11 @@ constexpr AsciiMap ascii_map(bool casefold, bool whitespace, bool punctuation, b
     map.drop[c] = punctuation && c < 0x80 && is_ascii_punct(static_cast<char>(c));
   }
   if (whitespace)
-    for (int c : {' ', '\t', '\n', '\r', '\v', '\f'}) {
-      map.out[c] = ' ';
-      map.space[c] = true;
-    }
+    for (int c = 0; c < 0x80; ++c)
+      if (is_ascii_blank(static_cast<char>(c))) {
+        map.out[c] = ' ';
+        map.space[c] = true;
+      }
   return map;
 }
 
@@ -112,7 +113,7 @@ bool is_punctuation(utf8proc_category_t category) {
 }
 
 bool is_space(std::int32_t cp, utf8proc_category_t category) {
-  return cp == '\t' || cp == '\n' || cp == '\r' || cp == '\v' || cp == '\f' || category == UTF8PROC_CATEGORY_ZS ||
+  return (cp < 0x80 && is_ascii_blank(static_cast<char>(cp))) || category == UTF8PROC_CATEGORY_ZS ||
          category == UTF8PROC_CATEGORY_ZL || category == UTF8PROC_CATEGORY_ZP;
 }
 

@@ -24,6 +24,10 @@ struct NormalizeOptions {
 ParamSpec normalize_param();
 NormalizeOptions normalize_options(const std::vector<std::string>& names);
 
+// The ASCII white space that `whitespace` collapses into one space (and
+// that separates words): space, \t, \n, \v, \f, \r.
+constexpr bool is_ascii_blank(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 // Invalid UTF-8 is normalised byte-wise (ASCII rules only), never rejected.
 std::string normalize(std::string_view text, const NormalizeOptions& options);
 

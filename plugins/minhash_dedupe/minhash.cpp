@@ -14,12 +14,12 @@
 #include <limits>
 #include <new>
 
+#include "text_normalize.h"
+
 namespace distill::minhash {
 namespace {
 
 constexpr std::size_t kBlock = 16;
-
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 std::uint64_t splitmix64(std::uint64_t& state) {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
@@ -55,9 +55,9 @@ std::vector<std::uint64_t> word_hashes(std::string_view text, std::uint64_t seed
   words.reserve(text.size() / 5 + 1);
   std::size_t i = 0;
   while (i < text.size()) {
-    while (i < text.size() && is_blank(text[i])) ++i;
+    while (i < text.size() && text::is_ascii_blank(text[i])) ++i;
     const std::size_t start = i;
-    while (i < text.size() && !is_blank(text[i])) ++i;
+    while (i < text.size() && !text::is_ascii_blank(text[i])) ++i;
     if (i > start) words.push_back(XXH3_64bits_withSeed(text.data() + start, i - start, seed));
   }
   return words;
