@@ -25,8 +25,9 @@ struct Shingling {
 };
 
 // The distinct hashes of the text's shingles, sorted. Words are runs of
-// bytes that are not ASCII white space (text::is_ascii_blank); characters are UTF-8 code points. A text shorter than
-// one shingle is one shingle; an empty text has none.
+// bytes that are not ASCII white space (text::is_ascii_blank); characters
+// are UTF-8 code points. A text shorter than one shingle is one shingle;
+// an empty text has none.
 std::vector<std::uint32_t> shingle_hashes(std::string_view text, const Shingling& shingling);
 
 // `hashes` permutations of the 32-bit shingle hashes: a per-permutation
