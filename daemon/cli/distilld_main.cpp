@@ -1,4 +1,5 @@
-// distilld's command line: validate, run, status, samples and plugins.
+// distilld's command line: validate, run, status, samples and plugins, and
+// the commands plugins add (the student's `generate`).
 // `distilld run` executes one pipeline in this process with a live
 // progress display; SIGINT/SIGTERM stop it at the next checkpoint.
 #include <CLI/CLI.hpp>
@@ -152,8 +153,13 @@ int cmd_plugins(const std::string& describe) {
   for (const plugins::LoadedPlugin& plugin : registry.plugins()) {
     if (!describe.empty() && plugin.name != describe) continue;
     std::cout << plugin.name << "  " << plugin.info->description << "\n  file: " << plugin.file.string() << "\n";
-    for (const Component& component : plugin.info->components)
+    for (const Component& component : plugin.info->components) {
+      if (component.kind == Kind::Command) {
+        std::cout << "  adds the command: distilld " << component.command_name << " " << component.command_usage << "\n";
+        continue;
+      }
       std::cout << "  as a " << to_string(component.kind) << ":\n" << spec::describe(component.params, "    ");
+    }
     std::cout << "\n";
   }
   for (const std::string& error : registry.errors()) std::cerr << "not loaded: " << error << "\n";
@@ -164,13 +170,40 @@ int cmd_plugins(const std::string& describe) {
   return 0;
 }
 
+// `distilld NAME ARGS...` where a plugin adds the command NAME; nullopt
+// when no plugin does.
+std::optional<int> run_plugin_command(int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return std::nullopt;
+  const std::string name = argv[1];
+  plugins::Registry registry;
+  load_default_plugins(registry);
+  for (const plugins::LoadedPlugin& plugin : registry.plugins())
+    for (const Component& component : plugin.info->components)
+      if (component.kind == Kind::Command && component.command_name == name) {
+        try {
+          return component.run_command(std::vector<std::string>(argv + 2, argv + argc));
+        } catch (const std::exception& e) {
+          std::cerr << "error: " << e.what() << "\n";
+          return 1;
+        }
+      }
+  return std::nullopt;
+}
+
+const char* const kBuiltinCommands[] = {"validate", "run", "status", "samples", "plugins"};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   // A file-size limit (ulimit -f) makes write() fail with EFBIG, reported
   // like a full disk, instead of killing the process.
   std::signal(SIGXFSZ, SIG_IGN);
+  if (argc >= 2 && std::find(std::begin(kBuiltinCommands), std::end(kBuiltinCommands), std::string(argv[1])) ==
+                       std::end(kBuiltinCommands))
+    if (std::optional<int> code = run_plugin_command(argc, argv)) return *code;
   CLI::App app{"distilld: knowledge-distillation pipelines"};
+  app.footer("Plugins add commands of their own, e.g. `distilld generate STUDENT_DIR PROMPT` (the student plugin);\n"
+             "`distilld plugins` lists them.");
   app.require_subcommand(1);
 
   std::string file;

@@ -28,6 +28,13 @@ std::string lpad(std::string text, std::size_t width) {
   return text;
 }
 
+// Four significant digits: a loss of 0.01234 and a rate of 12,345 both read well.
+std::string gauge_text(double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.4g", value);
+  return buffer;
+}
+
 std::string reasons(const StepStats& step) {
   std::string out;
   for (const auto& [reason, count] : step.drops_by_reason) out += (out.empty() ? "" : ", ") + reason + " " + with_commas(count);
@@ -99,6 +106,7 @@ std::string summary(const engine::RunSnapshot& s) {
     for (const auto& [reason, count] : step.drops_by_reason)
       out << "    dropped " << pad(reason, 28) << lpad(with_commas(count), 12) << "\n";
     for (const auto& [name, value] : step.counters) out << "    " << pad(name, 36) << lpad(with_commas(value), 12) << "\n";
+    for (const auto& [name, value] : step.gauges) out << "    " << pad(name, 36) << lpad(gauge_text(value), 12) << "\n";
   }
   return out.str();
 }

@@ -62,6 +62,8 @@ class Run::Impl : public RunServices {
     finish_total_ = total;
     finish_unit_ = unit;
   }
+  unsigned threads() const override { return spec_.engine.threads; }
+  void commit_step(StepContext& context) override;
 
  private:
   std::optional<store::Checkpoint> begin();
@@ -94,6 +96,7 @@ class Run::Impl : public RunServices {
   std::string position_;
 
   std::atomic<bool> ready_{false};
+  std::atomic<bool> finishing_{false};  // the sinks' finish() runs: Context::commit() is allowed
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> failed_{false};
   std::atomic<std::int64_t> records_read_{0};
@@ -236,6 +239,7 @@ void Run::Impl::start_plugins(const std::optional<store::Checkpoint>& checkpoint
           step->sink = s.component->make_sink(*step->context);
           declared = step->sink->encode_parallelism();
           break;
+        case Kind::Command: break;
       }
     } catch (const std::exception& e) {
       throw RunError(s.name + " (plugin " + s.plugin->name + "): " + e.what());
@@ -370,6 +374,7 @@ void Run::Impl::run_parallel(Step& step, EngineBatch& batch) {
     case Kind::Source: guarded(step, "decode()", [&] { step.source->decode(batch.batch); }); break;
     case Kind::Stage: guarded(step, "prepare()", [&] { step.stage->prepare(batch.batch); }); break;
     case Kind::Sink: guarded(step, "encode()", [&] { step.sink->encode(batch.batch); }); break;
+    case Kind::Command: break;
   }
   step.counters.busy_ns += std::chrono::nanoseconds(Clock::now() - t0).count();
 }
@@ -392,6 +397,8 @@ void Run::Impl::start_async(Step& step, const BatchPtr& batch, AsyncNode::gatewa
 
 void Run::Impl::run_serial(Step& step, EngineBatch& batch) {
   if (failed_) return;
+  if (step.parallelism == 0 && !step.async) run_parallel(step, batch);  // a parallel part declared serial
+  if (failed_) return;
   const auto t0 = Clock::now();
   switch (step.spec.kind) {
     case Kind::Source:
@@ -400,6 +407,7 @@ void Run::Impl::run_serial(Step& step, EngineBatch& batch) {
       break;
     case Kind::Stage: guarded(step, "process()", [&] { step.stage->process(batch.batch); }); break;
     case Kind::Sink: guarded(step, "write()", [&] { step.sink->write(batch.batch); }); break;
+    case Kind::Command: break;
   }
   step.counters.busy_ns += std::chrono::nanoseconds(Clock::now() - t0).count();
   account(step, batch);
@@ -456,12 +464,25 @@ void Run::Impl::commit(std::optional<RunStatus> new_status) {
 }
 
 void Run::Impl::finish_sinks() {
+  finishing_ = true;
   for (auto& step : steps_) {
     if (!step->sink || failed_) continue;
     progress(step->spec.name, 0, 0, "");
     guarded(*step, "finish()", [&] { step->sink->finish(); });
   }
+  finishing_ = false;
   progress("", 0, 0, "");
+}
+
+// Every record has been read and committed, so the checkpoint's position is
+// final: rewriting it with the live counters loses nothing.
+void Run::Impl::commit_step(StepContext& context) {
+  if (!finishing_)
+    throw std::logic_error("Context::commit() is only for a sink's finish(); state is committed with checkpoints");
+  rocksdb::WriteBatch batch;
+  context.checkpointed_state().move_pending_to(batch);
+  runs_.put_checkpoint(batch, spec_.name, meta_.run, {position_, records_read_.load(), stats()});
+  store_.write(batch, true);
 }
 
 void Run::Impl::end(RunStatus status) {

@@ -48,6 +48,15 @@ std::atomic<std::int64_t>& StepCounters::custom(std::string_view name) {
   return *it->second;
 }
 
+void StepCounters::set_gauge(std::string_view name, double value) {
+  std::lock_guard lock(mutex_);
+  auto it = gauges_.find(name);
+  if (it == gauges_.end())
+    gauges_.emplace(std::string(name), value);
+  else
+    it->second = value;
+}
+
 StepStats StepCounters::snapshot(const std::string& step, const std::string& plugin) const {
   StepStats stats;
   stats.step = step;
@@ -60,6 +69,7 @@ StepStats StepCounters::snapshot(const std::string& step, const std::string& plu
   std::lock_guard lock(mutex_);
   stats.drops_by_reason.assign(reasons_.begin(), reasons_.end());
   for (const auto& [name, value] : custom_) stats.counters.emplace_back(name, value->load());
+  stats.gauges.assign(gauges_.begin(), gauges_.end());
   return stats;
 }
 
@@ -74,6 +84,8 @@ void StepCounters::restore(const StepStats& saved) {
   for (const auto& [reason, count] : saved.drops_by_reason) reasons_[reason] = count;
   for (const auto& [name, value] : saved.counters)
     custom_[name] = std::make_unique<std::atomic<std::int64_t>>(value);
+  gauges_.clear();
+  for (const auto& [name, value] : saved.gauges) gauges_[name] = value;
 }
 
 StepContext::StepContext(RunServices& run, const spec::StepSpec& spec, RunInfo info, StepCounters& counters)

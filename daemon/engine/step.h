@@ -29,6 +29,7 @@ class StepCounters {
   // Counts one drop for `reason`; returns how many there were before it.
   std::int64_t count_drop(const std::string& reason);
   std::atomic<std::int64_t>& custom(std::string_view name);
+  void set_gauge(std::string_view name, double value);
   StepStats snapshot(const std::string& step, const std::string& plugin) const;
   void restore(const StepStats& saved);
 
@@ -36,7 +37,10 @@ class StepCounters {
   mutable std::mutex mutex_;
   std::map<std::string, std::int64_t> reasons_;
   std::map<std::string, std::unique_ptr<std::atomic<std::int64_t>>, std::less<>> custom_;
+  std::map<std::string, double, std::less<>> gauges_;
 };
+
+class StepContext;
 
 // What a step's Context reaches back to in its run.
 class RunServices {
@@ -46,6 +50,9 @@ class RunServices {
   virtual bool cancelled() const = 0;
   virtual std::vector<StepStats> stats() const = 0;
   virtual void progress(const std::string& step, double done, double total, std::string_view unit) = 0;
+  virtual unsigned threads() const = 0;
+  // Context::commit(): makes `step`'s state and the run's counters durable now.
+  virtual void commit_step(StepContext& step) = 0;
 };
 
 class StepContext : public Context {
@@ -57,6 +64,9 @@ class StepContext : public Context {
   KeyValue& shared(std::string_view name) override;
   Logger& log() override { return *logger_; }
   std::atomic<std::int64_t>& counter(std::string_view name) override { return counters_.custom(name); }
+  void gauge(std::string_view name, double value) override { counters_.set_gauge(name, value); }
+  unsigned threads() const override { return run_.threads(); }
+  void commit() override { run_.commit_step(*this); }
   bool cancelled() const override { return run_.cancelled(); }
   void progress(double done, double total, std::string_view unit) override {
     run_.progress(spec_.name, done, total, unit);

@@ -35,15 +35,17 @@ RunMeta decode_meta(std::string_view text) {
           j.at("ended_ms").get<std::int64_t>(), j.at("error").get<std::string>()};
 }
 
-json encode_pairs(const std::vector<std::pair<std::string, std::int64_t>>& pairs) {
+template <class T>
+json encode_pairs(const std::vector<std::pair<std::string, T>>& pairs) {
   json out = json::array();
-  for (const auto& [name, count] : pairs) out.push_back(json::array({name, count}));
+  for (const auto& [name, value] : pairs) out.push_back(json::array({name, value}));
   return out;
 }
 
-std::vector<std::pair<std::string, std::int64_t>> decode_pairs(const json& in) {
-  std::vector<std::pair<std::string, std::int64_t>> out;
-  for (const json& pair : in) out.emplace_back(pair.at(0).get<std::string>(), pair.at(1).get<std::int64_t>());
+template <class T>
+std::vector<std::pair<std::string, T>> decode_pairs(const json& in) {
+  std::vector<std::pair<std::string, T>> out;
+  for (const json& pair : in) out.emplace_back(pair.at(0).get<std::string>(), pair.at(1).get<T>());
   return out;
 }
 
@@ -52,7 +54,8 @@ json encode(const Checkpoint& checkpoint) {
   for (const StepStats& s : checkpoint.steps)
     steps.push_back({{"step", s.step},       {"plugin", s.plugin},   {"in", s.records_in},
                      {"kept", s.kept},       {"dropped", s.dropped}, {"errors", s.errors}, {"busy_ns", s.busy_ns},
-                     {"drops", encode_pairs(s.drops_by_reason)}, {"counters", encode_pairs(s.counters)}});
+                     {"drops", encode_pairs(s.drops_by_reason)}, {"counters", encode_pairs(s.counters)},
+                     {"gauges", encode_pairs(s.gauges)}});
   return {{"position", checkpoint.position}, {"records_read", checkpoint.records_read}, {"steps", steps}};
 }
 
@@ -63,7 +66,9 @@ Checkpoint decode_checkpoint(std::string_view text) {
     checkpoint.steps.push_back({s.at("step").get<std::string>(), s.at("plugin").get<std::string>(),
                                 s.at("in").get<std::int64_t>(), s.at("kept").get<std::int64_t>(),
                                 s.at("dropped").get<std::int64_t>(), s.at("errors").get<std::int64_t>(),
-                                s.at("busy_ns").get<std::int64_t>(), decode_pairs(s.at("drops")), decode_pairs(s.at("counters"))});
+                                s.at("busy_ns").get<std::int64_t>(), decode_pairs<std::int64_t>(s.at("drops")),
+                                decode_pairs<std::int64_t>(s.at("counters")),
+                                decode_pairs<double>(s.value("gauges", json::array()))});
   return checkpoint;
 }
 

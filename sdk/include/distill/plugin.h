@@ -96,6 +96,7 @@ struct StepStats {
   std::int64_t busy_ns = 0;  // time spent in the step's code (varies run to run)
   std::vector<std::pair<std::string, std::int64_t>> drops_by_reason;  // sorted by reason
   std::vector<std::pair<std::string, std::int64_t>> counters;         // the plugin's own, sorted by name
+  std::vector<std::pair<std::string, double>> gauges;                 // the plugin's latest values, sorted by name
 };
 
 struct RunInfo {
@@ -122,6 +123,19 @@ class Context {
   virtual Logger& log() = 0;
   // A named counter of this instance, shown in status and persisted with checkpoints.
   virtual std::atomic<std::int64_t>& counter(std::string_view name) = 0;
+  // A named gauge of this instance (a loss, a learning rate, tokens/s): its
+  // latest value is shown in status and persisted with checkpoints. Thread-safe.
+  virtual void gauge(std::string_view name, double value) = 0;
+  // Threads this instance may use for work of its own (e.g. a trainer's
+  // math library): the pipeline's engine.threads, or the daemon's share of
+  // its thread budget for this run.
+  virtual unsigned threads() const = 0;
+  // From a sink's finish() only: makes this instance's state writes, counters
+  // and gauges durable now, in one atomic write, so that a crash during a
+  // long finish() resumes from this point instead of its beginning.
+  // Anywhere else state becomes durable with the checkpoints, and commit()
+  // throws std::logic_error.
+  virtual void commit() = 0;
   // True once the run is stopping; long loops should return early.
   virtual bool cancelled() const = 0;
   // Progress of long work (a sink's finish()), e.g. progress(3, 10, "epochs").
@@ -147,7 +161,7 @@ class Source {
   // Parallel part (optional): finishes the records `next` appended, e.g.
   // parses raw lines left in `batch.scratch`.
   virtual void decode(Batch& batch) { (void)batch; }
-  virtual unsigned decode_parallelism() const { return 0; }  // 0: no parallel part
+  virtual unsigned decode_parallelism() const { return 0; }  // 0: decode() runs serially
   // The position just after the last record returned by next(); opaque.
   virtual std::string position() const = 0;
   // Continue from a position returned earlier by position().
@@ -172,7 +186,9 @@ class Stage {
   }
   // Parallel part (optional): pure work on a batch before process().
   virtual void prepare(Batch& batch) { (void)batch; }
-  virtual unsigned prepare_parallelism() const { return 0; }  // 0: no parallel part
+  // How many batches prepare() may work on at once; 0 runs it serially,
+  // just before process(). The same holds for decode() and encode().
+  virtual unsigned prepare_parallelism() const { return 0; }
   // Asynchronous part (optional), for stages that wait on I/O: start the
   // work and return at once; call `done` (from any thread, exactly once)
   // when the batch is ready for process(). Up to max_inflight_batches run
@@ -203,18 +219,24 @@ class Sink {
   virtual void finish() {}
 };
 
-enum class Kind { Source, Stage, Sink };
+enum class Kind { Source, Stage, Sink, Command };
 
 inline const char* to_string(Kind kind) {
   switch (kind) {
     case Kind::Source: return "source";
     case Kind::Stage: return "stage";
     case Kind::Sink: return "sink";
+    case Kind::Command: return "command";
   }
   return "?";
 }
 
-// One thing a plugin provides: a source, a stage or a sink, with its parameters.
+// The arguments after the command's name on distilld's command line; the
+// command prints to stdout/stderr and returns the process's exit code.
+using CommandFunction = std::function<int(const std::vector<std::string>& args)>;
+
+// One thing a plugin provides: a source, a stage or a sink, with its
+// parameters; or a command it adds to distilld's command line.
 struct Component {
   Kind kind = Kind::Stage;
   std::vector<ParamSpec> params;
@@ -223,6 +245,10 @@ struct Component {
   std::function<std::unique_ptr<Source>(Context&)> make_source;
   std::function<std::unique_ptr<Stage>(Context&)> make_stage;
   std::function<std::unique_ptr<Sink>(Context&)> make_sink;
+  // Kind::Command: `distilld <command_name> ARGS...` runs `run_command`.
+  std::string command_name;
+  std::string command_usage;  // one line: arguments and what the command does
+  CommandFunction run_command;
 };
 
 struct PluginInfo {
@@ -251,23 +277,39 @@ void attach_validate(Component& component) {
 // `void validate(const Params&)` on T, if present, runs at validation time.
 template <class T>
 Component source(std::vector<ParamSpec> params) {
-  Component c{Kind::Source, std::move(params), {}, {}, {}, {}};
+  Component c;
+  c.kind = Kind::Source;
+  c.params = std::move(params);
   c.make_source = [](Context& ctx) -> std::unique_ptr<Source> { return std::make_unique<T>(ctx); };
   detail::attach_validate<T>(c);
   return c;
 }
 template <class T>
 Component stage(std::vector<ParamSpec> params) {
-  Component c{Kind::Stage, std::move(params), {}, {}, {}, {}};
+  Component c;
+  c.kind = Kind::Stage;
+  c.params = std::move(params);
   c.make_stage = [](Context& ctx) -> std::unique_ptr<Stage> { return std::make_unique<T>(ctx); };
   detail::attach_validate<T>(c);
   return c;
 }
 template <class T>
 Component sink(std::vector<ParamSpec> params) {
-  Component c{Kind::Sink, std::move(params), {}, {}, {}, {}};
+  Component c;
+  c.kind = Kind::Sink;
+  c.params = std::move(params);
   c.make_sink = [](Context& ctx) -> std::unique_ptr<Sink> { return std::make_unique<T>(ctx); };
   detail::attach_validate<T>(c);
+  return c;
+}
+
+// A command the plugin adds to distilld: command("generate", "DIR PROMPT: ...", run).
+inline Component command(std::string name, std::string usage, CommandFunction run) {
+  Component c;
+  c.kind = Kind::Command;
+  c.command_name = std::move(name);
+  c.command_usage = std::move(usage);
+  c.run_command = std::move(run);
   return c;
 }
 

@@ -4,7 +4,10 @@
 //   mode: fail   -- throws on a record whose last prompt message contains fail_on, while
 //                   the file while_exists exists (so a test can "fix" it
 //                   without changing the pipeline)
-// and, as a sink, one whose finish() is long and reports progress.
+//   mode: serial_prepare -- declares a prepare() with parallelism 0, which must
+//                   still run before process()
+// and, as a sink, one whose finish() is long, reports progress and a gauge,
+// and commits its progress every commit_every steps.
 #include <distill/plugin.h>
 
 #include <chrono>
@@ -70,6 +73,10 @@ class TestStage : public Stage {
 
   bool is_async() const override { return mode_ == "async"; }
 
+  void prepare(Batch& batch) override {
+    batch.for_each_live([](Slot& slot) { slot.record.annotations["prepared"] = 1.0; });
+  }
+
   void prepare_async(Batch& batch, std::function<void()> done) override {
     completer_.post([&batch, done = std::move(done)] {
       batch.for_each_live([](Slot& slot) { slot.record.annotations["async"] = 1.0; });
@@ -79,6 +86,10 @@ class TestStage : public Stage {
 
   void process(Batch& batch) override {
     ++batches_;
+    if (mode_ == "serial_prepare")
+      batch.for_each_live([](Slot& slot) {
+        if (!slot.record.annotations.contains("prepared")) throw std::logic_error("prepare() was not called");
+      });
     if (mode_ == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(ms_per_batch_));
     if (mode_ != "fail" || !std::filesystem::exists(while_exists_)) return;
     batch.for_each_live([this](Slot& slot) {
@@ -104,16 +115,26 @@ class TestSink : public Sink {
       : ctx_(ctx),
         steps_(ctx.params().integer("finish_steps")),
         ms_per_step_(ctx.params().integer("ms_per_step")),
+        commit_every_(ctx.params().integer("commit_every")),
         records_(ctx.counter("records")),
+        steps_run_(ctx.counter("finish_steps_run")),
         finishes_(ctx.counter("finishes_completed")) {}
 
   void write(Batch& batch) override { batch.for_each_live([this](Slot&) { ++records_; }); }
   void flush() override { ctx_.state().put("records", std::to_string(records_.load())); }
   void finish() override {
-    for (std::int64_t step = 0; step < steps_; ++step) {
+    std::int64_t step = 0;
+    if (std::optional<std::string> committed = ctx_.state().get("finish_step")) step = std::stoll(*committed);
+    for (; step < steps_; ++step) {
       if (ctx_.cancelled()) return;
       ctx_.progress(static_cast<double>(step), static_cast<double>(steps_), "steps");
       std::this_thread::sleep_for(std::chrono::milliseconds(ms_per_step_));
+      ++steps_run_;
+      ctx_.gauge("fraction_done", static_cast<double>(step + 1) / static_cast<double>(steps_));
+      if (commit_every_ > 0 && (step + 1) % commit_every_ == 0) {
+        ctx_.state().put("finish_step", std::to_string(step + 1));
+        ctx_.commit();
+      }
     }
     ++finishes_;
   }
@@ -122,7 +143,9 @@ class TestSink : public Sink {
   Context& ctx_;
   std::int64_t steps_;
   std::int64_t ms_per_step_;
+  std::int64_t commit_every_;
   std::atomic<std::int64_t>& records_;
+  std::atomic<std::int64_t>& steps_run_;
   std::atomic<std::int64_t>& finishes_;
 };
 
@@ -130,7 +153,7 @@ class TestSink : public Sink {
 
 DISTILL_PLUGIN("test_stage", "engine test helper: async, slow or failing stage; a slow-finishing sink",
                distill::stage<TestStage>({
-                   distill::param::Choice("mode", "behaviour", {"pass", "async", "slow", "fail"}).default_value("pass"),
+                   distill::param::Choice("mode", "behaviour", {"pass", "async", "slow", "fail", "serial_prepare"}).default_value("pass"),
                    distill::param::Int("ms_per_batch", "sleep per batch in slow mode").default_value("1").min(0),
                    distill::param::String("fail_on", "prompt text that triggers the failure").default_value("\"\""),
                    distill::param::String("while_exists", "fail only while this file exists").default_value("\"\""),
@@ -138,4 +161,7 @@ DISTILL_PLUGIN("test_stage", "engine test helper: async, slow or failing stage; 
                distill::sink<TestSink>({
                    distill::param::Int("finish_steps", "steps of work in finish()").default_value("10").min(0),
                    distill::param::Int("ms_per_step", "sleep per finish step").default_value("10").min(0),
+                   distill::param::Int("commit_every", "commit progress every N finish steps (0: never)")
+                       .default_value("0")
+                       .min(0),
                }))

@@ -72,6 +72,9 @@ class TestContext : public Context {
   KeyValue& shared(std::string_view) override { throw std::logic_error("minhash_dedupe uses no shared state"); }
   Logger& log() override { return logger_; }
   std::atomic<std::int64_t>& counter(std::string_view name) override { return counters_[std::string(name)]; }
+  void gauge(std::string_view, double) override {}
+  unsigned threads() const override { return 1; }
+  void commit() override { throw std::logic_error("minhash_dedupe is a stage: it never commits"); }
   bool cancelled() const override { return false; }
   void progress(double, double, std::string_view) override {}
   const RunInfo& run() const override { return info_; }
