@@ -4,6 +4,8 @@
 // progress display; SIGINT/SIGTERM stop it at the next checkpoint.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/info.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -66,8 +68,28 @@ int cmd_validate(const std::string& file) {
   return 0;
 }
 
+// TBB caps its workers at the core count; a pipeline may ask for more.
+// This process hosts one run, so the process-wide limit is the run's.
+std::optional<tbb::global_control> allow_threads(unsigned threads) {
+  if (static_cast<int>(threads) <= tbb::info::default_concurrency()) return std::nullopt;
+  return std::optional<tbb::global_control>(std::in_place, tbb::global_control::max_allowed_parallelism,
+                                            static_cast<std::size_t>(threads));
+}
+
+// Prints the run's new log lines as "[pipeline/step] level: message";
+// returns the last sequence number printed.
+std::uint64_t print_log(const engine::Run& run, const std::string& pipeline, std::uint64_t after) {
+  for (const engine::LogLine& line : run.log_since(after)) {
+    std::cerr << "[" << pipeline << (line.step.empty() ? "" : "/") << line.step << "] " << line.level << ": "
+              << line.message << "\n";
+    after = line.seq;
+  }
+  return after;
+}
+
 int cmd_run(const std::string& file, bool new_run, bool quiet) {
   return with_store(file, store::Store::Mode::ReadWrite, [&](const spec::PipelineSpec& spec, store::Store& store) {
+    const auto thread_limit = allow_threads(spec.engine.threads);
     engine::Run run(store, spec, {new_run});
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
@@ -75,14 +97,17 @@ int cmd_run(const std::string& file, bool new_run, bool quiet) {
     std::thread worker([&] { status = run.execute(); });
     const bool live = !quiet && isatty(STDERR_FILENO);
     std::size_t drawn_lines = 0;
+    std::uint64_t logged = 0;
     auto finished = [&] { return run.snapshot().status != store::RunStatus::Running; };
     int ticks = 0;
     while (!finished()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       if (g_stop_signal) run.stop();
+      for (std::size_t i = 0; i < drawn_lines; ++i) std::cerr << "\x1b[1A\x1b[2K";
+      drawn_lines = 0;
+      logged = print_log(run, spec.name, logged);
       if (live) {
         const std::string block = cli::progress_block(run.snapshot());
-        for (std::size_t i = 0; i < drawn_lines; ++i) std::cerr << "\x1b[1A\x1b[2K";
         std::cerr << block << std::flush;
         drawn_lines = static_cast<std::size_t>(std::count(block.begin(), block.end(), '\n'));
       } else if (!quiet && ++ticks % 150 == 0) {
@@ -91,7 +116,13 @@ int cmd_run(const std::string& file, bool new_run, bool quiet) {
     }
     worker.join();
     for (std::size_t i = 0; i < drawn_lines; ++i) std::cerr << "\x1b[1A\x1b[2K";
-    std::cout << cli::summary(run.snapshot());
+    const engine::RunSnapshot snapshot = run.snapshot();
+    if (snapshot.refused) {
+      std::cerr << "error: " << snapshot.error << "\n";
+      return 1;
+    }
+    print_log(run, spec.name, logged);
+    std::cout << cli::summary(snapshot);
     if (status == store::RunStatus::Stopped) return 130;
     return status == store::RunStatus::Completed ? 0 : 1;
   });

@@ -13,8 +13,6 @@
 #include <distill/content_id.h>
 #include <distill/record_json.h>
 #include <oneapi/tbb/flow_graph.h>
-#include <oneapi/tbb/global_control.h>
-#include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
 #include <chrono>
@@ -50,6 +48,9 @@ class Run::Impl : public RunServices {
 
   RunStatus execute();
   void stop() { stop_requested_ = true; }
+  std::vector<LogLine> log_since(std::uint64_t after_seq, std::size_t limit) const {
+    return log_.since(after_seq, limit);
+  }
   RunSnapshot snapshot() const;
 
   store::Store& store() override { return store_; }
@@ -62,10 +63,15 @@ class Run::Impl : public RunServices {
     finish_total_ = total;
     finish_unit_ = unit;
   }
-  unsigned threads() const override { return spec_.engine.threads; }
+  unsigned threads() const override {
+    return options_.max_threads ? std::min(options_.max_threads, spec_.engine.threads) : spec_.engine.threads;
+  }
+  RunLog& log() override { return log_; }
   void commit_step(StepContext& context) override;
 
  private:
+  RunStatus run_to_end();
+  void refuse(const std::string& message);
   std::optional<store::Checkpoint> begin();
   void make_steps(const std::optional<store::Checkpoint>& checkpoint);
   void start_plugins(const std::optional<store::Checkpoint>& checkpoint);
@@ -87,15 +93,20 @@ class Run::Impl : public RunServices {
   const spec::PipelineSpec& spec_;
   RunOptions options_;
   store::RunStore runs_;
+  RunLog log_;
   store::RunMeta meta_;
-  bool resumed_ = false;
-  bool already_completed_ = false;
-  std::int64_t records_at_start_ = 0;
-  std::uint64_t bytes_at_start_ = 0;
   std::vector<std::unique_ptr<Step>> steps_;  // [0] is the source, then stages, then sinks
   std::string position_;
 
-  std::atomic<bool> ready_{false};
+  // Written by execute(), read by snapshot() from other threads.
+  std::atomic<bool> executed_{false};
+  std::atomic<bool> resumed_{false};
+  std::atomic<bool> already_completed_{false};
+  std::atomic<std::int64_t> started_ns_{0};  // steady clock; 0 until execute()
+  std::atomic<bool> ready_{false};     // steps_ and meta_.run have their final shape
+  std::atomic<bool> counting_{false};  // records_at_start_ and bytes_at_start_ are set
+  std::atomic<std::int64_t> records_at_start_{0};
+  std::atomic<std::uint64_t> bytes_at_start_{0};
   std::atomic<bool> finishing_{false};  // the sinks' finish() runs: Context::commit() is allowed
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> failed_{false};
@@ -105,11 +116,11 @@ class Run::Impl : public RunServices {
   std::atomic<std::size_t> max_inflight_{0};
   std::atomic<std::uint64_t> progress_done_{0};
   std::atomic<std::uint64_t> progress_total_{0};
-  Clock::time_point started_ = Clock::now();
 
   mutable std::mutex mutex_;  // guards the fields below
   RunStatus status_ = RunStatus::Running;
   std::string error_;
+  bool refused_ = false;
   std::string finishing_step_;
   double finish_done_ = 0;
   double finish_total_ = 0;
@@ -117,9 +128,16 @@ class Run::Impl : public RunServices {
 };
 
 RunStatus Run::Impl::execute() {
-  started_ = Clock::now();
-  std::optional<store::Checkpoint> checkpoint = begin();
-  make_steps(checkpoint);
+  if (executed_.exchange(true)) return RunStatus::Failed;
+  started_ns_ = Clock::now().time_since_epoch().count();
+  std::optional<store::Checkpoint> checkpoint;
+  try {
+    checkpoint = begin();
+    make_steps(checkpoint);
+  } catch (const std::exception& e) {
+    refuse(e.what());
+    return RunStatus::Failed;
+  }
   ready_ = true;  // from here on steps_ and meta_.run do not change shape: snapshot() may read them
   if (already_completed_) {
     end(RunStatus::Completed);
@@ -130,6 +148,17 @@ RunStatus Run::Impl::execute() {
   } catch (const std::exception& e) {
     fail("starting the pipeline", e.what());
   }
+  return run_to_end();
+}
+
+void Run::Impl::refuse(const std::string& message) {
+  std::lock_guard lock(mutex_);
+  error_ = message;
+  refused_ = true;
+  status_ = RunStatus::Failed;
+}
+
+RunStatus Run::Impl::run_to_end() {
   while (!failed_) {
     const bool exhausted = run_segment();
     if (failed_) break;
@@ -152,11 +181,12 @@ RunStatus Run::Impl::execute() {
   }
   for (auto& step : steps_)
     if (step->context) step->context->checkpointed_state().discard_pending();
+  log_.add("error", "", snapshot().error);
   try {
     meta_.status = RunStatus::Failed;
     meta_.ended_ms = wall_ms();
     meta_.error = snapshot().error;
-    rocksdb::WriteBatch batch;
+    store::WriteSet batch(store_);
     runs_.put_meta(batch, spec_.name, meta_);
     store_.write(batch, true);
   } catch (const std::exception&) {
@@ -169,7 +199,7 @@ RunStatus Run::Impl::execute() {
 
 std::optional<store::Checkpoint> Run::Impl::begin() {
   std::optional<store::RunMeta> latest = runs_.latest_run(spec_.name);
-  rocksdb::WriteBatch batch;
+  store::WriteSet batch(store_);
   std::optional<store::Checkpoint> checkpoint;
   if (latest && latest->status == RunStatus::Completed && !options_.new_run) {
     meta_ = *latest;
@@ -213,8 +243,8 @@ void Run::Impl::make_steps(const std::optional<store::Checkpoint>& checkpoint) {
   }
   if (checkpoint) {
     position_ = checkpoint->position;
-    records_read_ = checkpoint->records_read;
     records_at_start_ = checkpoint->records_read;
+    records_read_ = checkpoint->records_read;
   }
 }
 
@@ -256,7 +286,8 @@ void Run::Impl::start_plugins(const std::optional<store::Checkpoint>& checkpoint
     }
   }
   progress_done_ = steps_[0]->source->progress().done;
-  bytes_at_start_ = progress_done_;
+  bytes_at_start_ = progress_done_.load();
+  counting_ = true;
 }
 
 template <class F>
@@ -280,12 +311,7 @@ void Run::Impl::fail(const std::string& where, const std::string& message) {
 
 bool Run::Impl::run_segment() {
   bool exhausted = false;
-  const int threads = static_cast<int>(spec_.engine.threads);
-  // TBB caps its workers at the core count; a pipeline may ask for more.
-  std::optional<tbb::global_control> allow_threads;
-  if (threads > tbb::info::default_concurrency())
-    allow_threads.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
-  tbb::task_arena arena(threads);
+  tbb::task_arena arena(static_cast<int>(threads()));
   arena.execute([&] {
     tbb::flow::graph g;
     std::uint64_t seq = 0;
@@ -442,7 +468,7 @@ void Run::Impl::commit(std::optional<RunStatus> new_status) {
     if (step->sink) guarded(*step, "flush()", [&] { step->sink->flush(); });
   if (failed_) return;
   try {
-    rocksdb::WriteBatch batch;
+    store::WriteSet batch(store_);
     for (std::size_t i = 0; i < steps_.size(); ++i) {
       Step& step = *steps_[i];
       step.context->checkpointed_state().move_pending_to(batch);
@@ -479,7 +505,7 @@ void Run::Impl::finish_sinks() {
 void Run::Impl::commit_step(StepContext& context) {
   if (!finishing_)
     throw std::logic_error("Context::commit() is only for a sink's finish(); state is committed with checkpoints");
-  rocksdb::WriteBatch batch;
+  store::WriteSet batch(store_);
   context.checkpointed_state().move_pending_to(batch);
   runs_.put_checkpoint(batch, spec_.name, meta_.run, {position_, records_read_.load(), stats()});
   store_.write(batch, true);
@@ -504,17 +530,21 @@ RunSnapshot Run::Impl::snapshot() const {
   s.resumed = resumed_;
   s.already_completed = already_completed_;
   s.records_read = records_read_;
-  s.records_read_here = records_read_ - records_at_start_;
-  s.bytes_read_here = progress_done_ - bytes_at_start_;
+  if (counting_) {
+    s.records_read_here = s.records_read - records_at_start_;
+    s.bytes_read_here = progress_done_ - bytes_at_start_;
+  }
   s.source_progress = {progress_done_.load(), progress_total_.load()};
   s.steps = stats();
   s.inflight_batches = inflight_;
   s.max_inflight_batches_seen = max_inflight_;
   s.checkpoints = checkpoints_;
-  s.elapsed_s = std::chrono::duration<double>(Clock::now() - started_).count();
+  if (const std::int64_t started = started_ns_; started != 0)
+    s.elapsed_s = std::chrono::duration<double>(Clock::now().time_since_epoch() - Clock::duration(started)).count();
   std::lock_guard lock(mutex_);
   s.status = status_;
   s.error = error_;
+  s.refused = refused_;
   s.finishing_step = finishing_step_;
   s.finish_done = finish_done_;
   s.finish_total = finish_total_;
@@ -528,5 +558,8 @@ Run::~Run() = default;
 RunStatus Run::execute() { return impl_->execute(); }
 void Run::stop() { impl_->stop(); }
 RunSnapshot Run::snapshot() const { return impl_->snapshot(); }
+std::vector<LogLine> Run::log_since(std::uint64_t after_seq, std::size_t limit) const {
+  return impl_->log_since(after_seq, limit);
+}
 
 }  // namespace distill::engine

@@ -8,10 +8,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "engine/run_log.h"
 #include "spec/pipeline_spec.h"
 #include "store/runs.h"
 #include "store/store.h"
@@ -23,6 +25,12 @@ struct RunOptions {
   // deduped against earlier runs), or abandon an interrupted run. Without
   // it an interrupted run resumes and a completed run is left as it is.
   bool new_run = false;
+  // The most threads this run may use, e.g. the daemon's share of its
+  // thread budget; 0: the pipeline's engine.threads. The run works in a
+  // task arena of its own and changes no process-wide TBB setting: TBB
+  // caps its workers at the core count unless the front end that hosts the
+  // runs raises tbb::global_control::max_allowed_parallelism once.
+  unsigned max_threads = 0;
 };
 
 struct RunSnapshot {
@@ -31,6 +39,9 @@ struct RunSnapshot {
   store::RunStatus status = store::RunStatus::Running;
   bool resumed = false;
   bool already_completed = false;  // nothing ran: the run had completed before
+  // The run could not begin (e.g. its pipeline changed since it was
+  // interrupted): `error` says why and what to do; nothing was written.
+  bool refused = false;
   std::string error;
   std::int64_t records_read = 0;       // by the run, across resumptions
   std::int64_t records_read_here = 0;  // by this execute()
@@ -48,6 +59,7 @@ struct RunSnapshot {
   std::string finish_unit;
 };
 
+// What stops a run from beginning; execute() turns it into a refused run.
 class RunError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -62,14 +74,19 @@ class Run {
 
   // Runs until the input is exhausted and the sinks have finished, until
   // stop(), or until a step fails. Returns the final status; a failure's
-  // message is in snapshot().error. Throws RunError only when the run
-  // cannot start (e.g. the pipeline changed since its interrupted run).
+  // message is in snapshot().error, and a run that could not begin is
+  // Failed with snapshot().refused set. Never throws, so it may run on any
+  // thread. A Run executes once: a second call does nothing and returns
+  // Failed (resuming takes a new Run).
   store::RunStatus execute();
   // Thread-safe: ends the current segment, commits a checkpoint, and makes
   // execute() return Stopped. The run resumes on the next execute().
   void stop();
   // Thread-safe.
   RunSnapshot snapshot() const;
+  // Thread-safe: the run's log lines after `after_seq` (see RunLog).
+  std::vector<LogLine> log_since(std::uint64_t after_seq,
+                                 std::size_t limit = std::numeric_limits<std::size_t>::max()) const;
 
  private:
   class Impl;

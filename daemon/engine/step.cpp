@@ -1,28 +1,22 @@
 // Step counters and the Context each plugin instance is given.
 #include "engine/step.h"
 
-#include <chrono>
-#include <cstdio>
-
 #include "store/keys.h"
 
 namespace distill::engine {
 namespace {
 
-// Log lines go to stderr as "[pipeline/step] level: message".
-class StderrLogger : public Logger {
+// A step's log lines go to its run's log, marked with the step's name.
+class StepLogger : public Logger {
  public:
-  explicit StderrLogger(std::string prefix) : prefix_(std::move(prefix)) {}
-  void info(std::string_view message) override { write("info", message); }
-  void warn(std::string_view message) override { write("warning", message); }
-  void error(std::string_view message) override { write("error", message); }
+  StepLogger(RunLog& log, std::string step) : log_(log), step_(std::move(step)) {}
+  void info(std::string_view message) override { log_.add("info", step_, message); }
+  void warn(std::string_view message) override { log_.add("warning", step_, message); }
+  void error(std::string_view message) override { log_.add("error", step_, message); }
 
  private:
-  void write(const char* level, std::string_view message) {
-    std::fprintf(stderr, "[%s] %s: %.*s\n", prefix_.c_str(), level, static_cast<int>(message.size()),
-                 message.data());
-  }
-  std::string prefix_;
+  RunLog& log_;
+  std::string step_;
 };
 
 std::string state_prefix(const std::string& pipeline, const std::string& step) {
@@ -94,7 +88,7 @@ StepContext::StepContext(RunServices& run, const spec::StepSpec& spec, RunInfo i
       info_(std::move(info)),
       counters_(counters),
       state_(run.store(), state_prefix(info_.pipeline, spec.name)),
-      logger_(std::make_unique<StderrLogger>(info_.pipeline + "/" + spec.name)) {}
+      logger_(std::make_unique<StepLogger>(run.log(), spec.name)) {}
 
 KeyValue& StepContext::shared(std::string_view name) {
   std::lock_guard lock(shared_mutex_);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/run_log.h"
 #include "spec/pipeline_spec.h"
 #include "store/plugin_state.h"
 #include "store/runs.h"
@@ -51,6 +52,7 @@ class RunServices {
   virtual std::vector<StepStats> stats() const = 0;
   virtual void progress(const std::string& step, double done, double total, std::string_view unit) = 0;
   virtual unsigned threads() const = 0;
+  virtual RunLog& log() = 0;
   // Context::commit(): makes `step`'s state and the run's counters durable now.
   virtual void commit_step(StepContext& step) = 0;
 };

@@ -2,6 +2,7 @@
 // and written through. Keys are the instance's prefix plus the plugin's key.
 #include "store/plugin_state.h"
 
+#include <rocksdb/db.h>
 
 namespace distill::store {
 namespace {
@@ -68,14 +69,12 @@ void CheckpointedState::scan(std::string_view prefix,
 }
 
 // Key order makes RocksDB's memtable inserts sequential, which is cheaper.
-void CheckpointedState::move_pending_to(rocksdb::WriteBatch& batch) {
-  rocksdb::ColumnFamilyHandle* family = store_.family(Family::PluginState);
+void CheckpointedState::move_pending_to(WriteSet& writes) {
   for (const WriteBuffer::Write& write : pending_.in_order()) {
-    const rocksdb::Slice key_parts[] = {prefix_, write.key};
-    const rocksdb::SliceParts key(key_parts, 2);
-    const rocksdb::Slice value(write.value);
-    check(write.erased ? batch.Delete(family, key) : batch.Put(family, key, rocksdb::SliceParts(&value, 1)),
-          "collecting plugin state for a checkpoint");
+    if (write.erased)
+      writes.erase(Family::PluginState, prefix_, write.key);
+    else
+      writes.put(Family::PluginState, prefix_, write.key, write.value);
   }
   pending_.clear();
 }
@@ -91,9 +90,9 @@ void SharedNamespace::put(std::string_view key, std::string_view value) {
 }
 
 void SharedNamespace::erase(std::string_view key) {
-  rocksdb::WriteBatch batch;
-  check(batch.Delete(store_.family(Family::Shared), prefix_ + std::string(key)), "deleting shared state");
-  store_.write(batch, false);
+  WriteSet writes(store_);
+  writes.erase(Family::Shared, prefix_, key);
+  store_.write(writes, false);
 }
 
 void SharedNamespace::scan(std::string_view prefix,

@@ -22,9 +22,9 @@ class CheckpointedState : public KeyValue {
   void scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& visit) override;
 
-  // Appends the buffered writes to `batch` in key order (for one atomic
+  // Appends the buffered writes to `writes` in key order (for one atomic
   // commit) and forgets them.
-  void move_pending_to(rocksdb::WriteBatch& batch);
+  void move_pending_to(WriteSet& writes);
   // Forgets the buffered writes (the run failed before its checkpoint).
   void discard_pending();
 

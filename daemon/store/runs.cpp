@@ -107,26 +107,23 @@ std::optional<Checkpoint> RunStore::checkpoint(const std::string& pipeline, std:
   return decode_checkpoint(*text);
 }
 
-void RunStore::put_meta(rocksdb::WriteBatch& batch, const std::string& pipeline, const RunMeta& meta) const {
-  check(batch.Put(store_.family(Family::Runs), run_key(pipeline, meta.run), encode(meta).dump()),
-        "recording the run");
+void RunStore::put_meta(WriteSet& writes, const std::string& pipeline, const RunMeta& meta) const {
+  writes.put(Family::Runs, run_key(pipeline, meta.run), encode(meta).dump());
 }
 
-void RunStore::put_checkpoint(rocksdb::WriteBatch& batch, const std::string& pipeline, std::uint64_t run,
+void RunStore::put_checkpoint(WriteSet& writes, const std::string& pipeline, std::uint64_t run,
                               const Checkpoint& checkpoint) const {
-  check(batch.Put(store_.family(Family::Checkpoints), run_key(pipeline, run), encode(checkpoint).dump()),
-        "recording the checkpoint");
+  writes.put(Family::Checkpoints, run_key(pipeline, run), encode(checkpoint).dump());
 }
 
-void RunStore::put_drop(rocksdb::WriteBatch& batch, const std::string& pipeline, std::uint64_t run,
+void RunStore::put_drop(WriteSet& writes, const std::string& pipeline, std::uint64_t run,
                         std::uint32_t step_index, const DropSample& sample) const {
   std::string key = run_key(pipeline, run);
   append_u32(key, step_index);
   append_text(key, sample.reason);
   append_u64(key, sample.seq);
   json value = {{"step", sample.step}, {"reason", sample.reason}, {"seq", sample.seq}, {"record", sample.record_json}};
-  check(batch.Put(store_.family(Family::Drops), key, value.dump(-1, ' ', false, json::error_handler_t::replace)),
-        "recording a dropped record");
+  writes.put(Family::Drops, key, value.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 std::vector<DropSample> RunStore::drops(const std::string& pipeline, std::uint64_t run, const std::string& step,

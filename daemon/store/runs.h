@@ -47,10 +47,10 @@ class RunStore {
   std::vector<RunMeta> runs(const std::string& pipeline) const;
   std::optional<Checkpoint> checkpoint(const std::string& pipeline, std::uint64_t run) const;
 
-  void put_meta(rocksdb::WriteBatch& batch, const std::string& pipeline, const RunMeta& meta) const;
-  void put_checkpoint(rocksdb::WriteBatch& batch, const std::string& pipeline, std::uint64_t run,
+  void put_meta(WriteSet& writes, const std::string& pipeline, const RunMeta& meta) const;
+  void put_checkpoint(WriteSet& writes, const std::string& pipeline, std::uint64_t run,
                       const Checkpoint& checkpoint) const;
-  void put_drop(rocksdb::WriteBatch& batch, const std::string& pipeline, std::uint64_t run,
+  void put_drop(WriteSet& writes, const std::string& pipeline, std::uint64_t run,
                 std::uint32_t step_index, const DropSample& sample) const;
   // Drop samples of a run in step order, then reason, then seq; empty filters match all.
   std::vector<DropSample> drops(const std::string& pipeline, std::uint64_t run, const std::string& step,

@@ -4,8 +4,10 @@
 #include "store/store.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 
 #include <array>
 
@@ -102,10 +104,29 @@ void Store::put(Family family, std::string_view key, std::string_view value) {
   check(db_->Put(rocksdb::WriteOptions(), this->family(family), key, value), "writing the state database");
 }
 
-void Store::write(rocksdb::WriteBatch& batch, bool sync) {
+void Store::write(WriteSet& writes, bool sync) {
   rocksdb::WriteOptions options;
   options.sync = sync;
-  check(db_->Write(options, &batch), "committing to the state database");
+  check(db_->Write(options, writes.batch_.get()), "committing to the state database");
+}
+
+WriteSet::WriteSet(Store& store) : store_(store), batch_(std::make_unique<rocksdb::WriteBatch>()) {}
+WriteSet::~WriteSet() = default;
+
+void WriteSet::put(Family family, std::string_view key, std::string_view value) {
+  check(batch_->Put(store_.family(family), key, value), "collecting a write");
+}
+
+void WriteSet::put(Family family, std::string_view key_prefix, std::string_view key, std::string_view value) {
+  const rocksdb::Slice key_parts[] = {key_prefix, key};
+  const rocksdb::Slice value_slice(value);
+  check(batch_->Put(store_.family(family), rocksdb::SliceParts(key_parts, 2), rocksdb::SliceParts(&value_slice, 1)),
+        "collecting a write");
+}
+
+void WriteSet::erase(Family family, std::string_view key_prefix, std::string_view key) {
+  const rocksdb::Slice key_parts[] = {key_prefix, key};
+  check(batch_->Delete(store_.family(family), rocksdb::SliceParts(key_parts, 2)), "collecting a deletion");
 }
 
 void Store::scan(Family family, std::string_view prefix,

@@ -7,9 +7,6 @@
 //   shared        namespace \0 user-key           -> bytes (caches shared by pipelines)
 #pragma once
 
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -19,6 +16,15 @@
 #include <string_view>
 #include <vector>
 
+// RocksDB stays behind this header: code that includes it (the engine, the
+// RPC layer) needs no RocksDB headers.
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class Status;
+class WriteBatch;
+}  // namespace rocksdb
+
 namespace distill::store {
 
 class StoreError : public std::runtime_error {
@@ -27,6 +33,27 @@ class StoreError : public std::runtime_error {
 };
 
 enum class Family { Runs, Checkpoints, PluginState, Drops, Shared };
+
+class Store;
+
+// Writes collected for one atomic commit with Store::write().
+class WriteSet {
+ public:
+  explicit WriteSet(Store& store);
+  ~WriteSet();
+  WriteSet(const WriteSet&) = delete;
+  WriteSet& operator=(const WriteSet&) = delete;
+
+  void put(Family family, std::string_view key, std::string_view value);
+  // Writes the key `key_prefix + key` without building it first.
+  void put(Family family, std::string_view key_prefix, std::string_view key, std::string_view value);
+  void erase(Family family, std::string_view key_prefix, std::string_view key);
+
+ private:
+  friend class Store;
+  Store& store_;
+  std::unique_ptr<rocksdb::WriteBatch> batch_;
+};
 
 class Store {
  public:
@@ -46,8 +73,8 @@ class Store {
 
   std::optional<std::string> get(Family family, std::string_view key) const;
   void put(Family family, std::string_view key, std::string_view value);
-  // Applies a batch atomically; `sync` waits for the WAL to reach the disk.
-  void write(rocksdb::WriteBatch& batch, bool sync);
+  // Applies the writes atomically; `sync` waits for the WAL to reach the disk.
+  void write(WriteSet& writes, bool sync);
   // Visits keys with `prefix` in order until `visit` returns false.
   void scan(Family family, std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& visit) const;

@@ -3,6 +3,8 @@
 // pipeline changes, drop samples, and dedupe across runs.
 #include <gtest/gtest.h>
 
+#include <oneapi/tbb/global_control.h>
+
 #include <thread>
 
 #include "corpus.h"
@@ -204,12 +206,16 @@ TEST_F(EngineTest, ChangedPipelineDoesNotResumeAnInterruptedRun) {
   ASSERT_EQ(execute(pipeline("changed", s)).status, RunStatus::Failed);
   s.dedupe_key = "prompt+response";
   const spec::PipelineSpec changed = pipeline("changed", s);
-  try {
-    execute(changed);
-    FAIL() << "resumed under a changed pipeline";
-  } catch (const engine::RunError& e) {
-    EXPECT_NE(std::string(e.what()).find("pipeline 'test' changed since its run 1 was interrupted"), std::string::npos)
-        << e.what();
+  // Refused on a thread of its own, as distilld runs it: nothing may be thrown across.
+  Outcome refused{RunStatus::Running, {}};
+  std::thread([&] { refused = execute(changed); }).join();
+  EXPECT_EQ(refused.status, RunStatus::Failed);
+  EXPECT_TRUE(refused.snapshot.refused);
+  EXPECT_NE(refused.snapshot.error.find("pipeline 'test' changed since its run 1 was interrupted"), std::string::npos)
+      << refused.snapshot.error;
+  {
+    auto store = store::Store::open(changed.state_dir);
+    EXPECT_EQ(store::RunStore(*store).runs("test").size(), 1u) << "a refused run must write nothing";
   }
   std::filesystem::remove(trigger);
   Outcome fresh = execute(changed, {true});
@@ -348,6 +354,128 @@ TEST_F(EngineTest, ASecondRunIsDedupedAgainstTheFirst) {
   EXPECT_EQ(step(second.snapshot, "exact_dedupe").kept, 0);
   const std::string manifest = output("twice").at("manifest.json");
   EXPECT_NE(manifest.find("\"run\": 2"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(EngineTest, ARunExecutesOnce) {
+  make_corpus(500);
+  const spec::PipelineSpec spec = pipeline("once", Settings{});
+  auto store = store::Store::open(spec.state_dir);
+  engine::Run run(*store, spec);
+  ASSERT_EQ(run.execute(), RunStatus::Completed);
+  EXPECT_EQ(run.execute(), RunStatus::Failed);
+  EXPECT_EQ(run.snapshot().status, RunStatus::Completed) << "the second call must change nothing";
+  EXPECT_EQ(store::RunStore(*store).runs("test").size(), 1u);
+}
+
+TEST_F(EngineTest, ARunLeavesTbbsProcessWideLimitAlone) {
+  make_corpus(3000);
+  Settings s;
+  s.threads = 64;
+  s.test_stage = "mode: slow, ms_per_batch: 5";
+  const spec::PipelineSpec spec = pipeline("arena", s);
+  const std::size_t before =
+      tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
+  auto store = store::Store::open(spec.state_dir);
+  engine::Run run(*store, spec);
+  std::thread worker([&] { run.execute(); });
+  std::size_t seen_while_running = before;
+  while (run.snapshot().status == RunStatus::Running) {
+    if (run.snapshot().records_read > 0)
+      seen_while_running = tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  worker.join();
+  EXPECT_EQ(run.snapshot().status, RunStatus::Completed) << run.snapshot().error;
+  EXPECT_EQ(seen_while_running, before) << "a run changed the process-wide TBB limit";
+}
+
+TEST_F(EngineTest, MaxThreadsCapsWhatPluginsAreOffered) {
+  make_corpus(200);
+  Settings s;
+  s.threads = 8;
+  const spec::PipelineSpec spec = pipeline("budget", s);
+  auto store = store::Store::open(spec.state_dir);
+  engine::RunOptions options;
+  options.max_threads = 3;
+  engine::Run run(*store, spec, options);
+  ASSERT_EQ(run.execute(), RunStatus::Completed) << run.snapshot().error;
+  bool found = false;
+  for (const engine::LogLine& line : run.log_since(0))
+    if (line.step == "test_stage" && line.message.find("threads 3") != std::string::npos) found = true;
+  EXPECT_TRUE(found) << "test_stage should have been offered 3 threads";
+}
+
+TEST_F(EngineTest, PluginLogLinesAndFailuresGoToTheRunsLog) {
+  make_corpus(3000);
+  const std::filesystem::path trigger = dir_ / "trigger";
+  distill::testing::write_file(trigger, "");
+  Settings s;
+  s.test_stage = "mode: fail, fail_on: question 2, while_exists: " + trigger.string();
+  const spec::PipelineSpec spec = pipeline("log", s);
+  auto store = store::Store::open(spec.state_dir);
+  engine::Run run(*store, spec);
+  ASSERT_EQ(run.execute(), RunStatus::Failed);
+  const std::vector<engine::LogLine> lines = run.log_since(0);
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_EQ(lines.front().step, "test_stage");
+  EXPECT_EQ(lines.front().level, "info");
+  EXPECT_EQ(lines.back().level, "error");
+  EXPECT_NE(lines.back().message.find("planted failure"), std::string::npos) << lines.back().message;
+  EXPECT_EQ(run.log_since(lines.back().seq).size(), 0u);
+  EXPECT_EQ(run.log_since(lines.front().seq).size(), lines.size() - 1);
+}
+
+TEST(RunLog, KeepsTheNewestLinesAndCutsLongOnes) {
+  engine::RunLog log(3);
+  for (int i = 1; i <= 5; ++i) log.add("info", "s", "line " + std::to_string(i));
+  log.add("warning", "s", std::string(engine::RunLog::kMaxMessageBytes + 10, 'x'));
+  const std::vector<engine::LogLine> lines = log.since(0);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].seq, 4u);
+  EXPECT_EQ(lines[0].message, "line 4");
+  EXPECT_EQ(lines[2].message.size(), engine::RunLog::kMaxMessageBytes);
+  EXPECT_EQ(log.since(5, 10).size(), 1u);
+}
+
+// A resumed run's figures "since this execute()" start at zero: a
+// snapshot taken at any moment must not count the records and bytes
+// before the checkpoint.
+TEST_F(EngineTest, SnapshotsOfAResumedRunCountOnlyWhatItRead) {
+  const auto stats = make_corpus(20000);
+  Settings s;
+  s.test_stage = "mode: slow, ms_per_batch: 1";
+  const spec::PipelineSpec spec = pipeline("resumed", s);
+  {
+    auto store = store::Store::open(spec.state_dir);
+    engine::Run first(*store, spec);
+    std::thread worker([&] { first.execute(); });
+    while (first.snapshot().checkpoints < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    first.stop();
+    worker.join();
+  }
+  auto store = store::Store::open(spec.state_dir);
+  engine::Run second(*store, spec);
+  std::thread worker([&] { second.execute(); });
+  std::int64_t most_records = 0;
+  std::uint64_t most_bytes = 0;
+  for (;;) {
+    const engine::RunSnapshot snap = second.snapshot();
+    most_records = std::max(most_records, snap.records_read_here);
+    most_bytes = std::max(most_bytes, snap.bytes_read_here);
+    if (snap.status != RunStatus::Running) break;
+  }
+  worker.join();
+  const engine::RunSnapshot last = second.snapshot();
+  ASSERT_EQ(last.status, RunStatus::Completed) << last.error;
+  EXPECT_TRUE(last.resumed);
+  EXPECT_LT(last.records_read_here, last.records_read);
+  EXPECT_LE(most_records, last.records_read_here);
+  EXPECT_LE(most_bytes, last.bytes_read_here);
+  EXPECT_LT(last.bytes_read_here, stats.bytes);
 }
 
 }  // namespace

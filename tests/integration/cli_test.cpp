@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -140,6 +141,32 @@ TEST_F(CliTest, StatusWorksWhileARunHoldsTheDatabase) {
   ::waitpid(pid, nullptr, 0);
   EXPECT_EQ(status.exit_code, 0) << status.output;
   EXPECT_NE(status.output.find("run 1: running"), std::string::npos) << status.output;
+}
+
+TEST_F(CliTest, AChangedPipelineAfterKillIsRefusedWithTheDocumentedMessage) {
+  write_corpus(dir_ / "in.jsonl", {20000, 200, 0.0, 0.0, false, 5});
+  const std::string pipeline = "name: changed\nsource: {plugin: jsonl, path: in.jsonl}\n"
+                               "engine: {checkpoint_every_records: 500}\n"
+                               "stages: [{plugin: test_stage, mode: slow, ms_per_batch: 20}]\n"
+                               "sinks: [{plugin: jsonl, dir: out}]\n";
+  const std::string file = write("p.yaml", pipeline);
+  const pid_t pid = spawn({std::getenv("DISTILLD_BIN"), "run", "-q", file}, (dir_ / "log").string());
+  Finished status;
+  for (int i = 0; i < 200 && status.output.find("run 1: running") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    status = distilld("status " + file);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  ASSERT_NE(status.output.find("run 1: running"), std::string::npos) << status.output;
+
+  write("p.yaml", std::regex_replace(pipeline, std::regex("ms_per_batch: 20"), "ms_per_batch: 1"));
+  const Finished refused = distilld("run -q " + file);
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("error: pipeline 'changed' changed since its run 1 was interrupted"), std::string::npos)
+      << refused.output;
+  EXPECT_NE(refused.output.find("start run 2 with --new-run"), std::string::npos) << refused.output;
+  EXPECT_EQ(refused.output.find("terminate called"), std::string::npos) << refused.output;
 }
 
 TEST_F(CliTest, ReadmeShowsEveryBuiltInParameterAsDeclared) {

@@ -4,6 +4,7 @@
 #include "store/store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -53,7 +54,7 @@ class StoreTest : public ::testing::Test {
 
   // Commits the pending writes of `state` as the engine does at a checkpoint.
   void commit(CheckpointedState& state) {
-    rocksdb::WriteBatch batch;
+    WriteSet batch(*store_);
     state.move_pending_to(batch);
     store_->write(batch, true);
   }
@@ -260,7 +261,7 @@ TEST_F(StoreTest, MovePendingToCommitsWithTheRestOfTheBatchAndClearsThePending) 
   state.put("b", "2");
   state.erase("b");
 
-  rocksdb::WriteBatch batch;
+  WriteSet batch(*store_);
   state.move_pending_to(batch);
   runs.put_checkpoint(batch, "p", 1, Checkpoint{"pos-1", 1, {}});
   // Moved, not yet written: invisible everywhere.
@@ -337,7 +338,7 @@ TEST_F(StoreTest, RunMetaRoundTripsInRunOrderPerPipeline) {
   EXPECT_EQ(runs.latest_run("p"), std::nullopt);
   EXPECT_TRUE(runs.runs("p").empty());
 
-  rocksdb::WriteBatch batch;
+  WriteSet batch(*store_);
   // Written out of order; run 256 must sort after run 2 (big-endian keys).
   runs.put_meta(batch, "p", meta(256, RunStatus::Running, "fp3"));
   runs.put_meta(batch, "p", meta(2, RunStatus::Failed, "fp2"));
@@ -356,7 +357,7 @@ TEST_F(StoreTest, RunMetaRoundTripsInRunOrderPerPipeline) {
   ASSERT_EQ(runs.runs("").size(), 1u);
   EXPECT_EQ(runs.runs("")[0].run, 9u);
 
-  rocksdb::WriteBatch update;
+  WriteSet update(*store_);
   runs.put_meta(update, "p", meta(256, RunStatus::Completed, "fp3"));
   store_->write(update, false);
   EXPECT_EQ(runs.runs("p").size(), 3u);
@@ -390,7 +391,7 @@ TEST_F(StoreTest, CheckpointRoundTrips) {
   dedupe.counters = {{"index_size", 900}};
   const Checkpoint written{std::string("file\0offset=42", 14), 1000, {source, dedupe}};
 
-  rocksdb::WriteBatch batch;
+  WriteSet batch(*store_);
   runs.put_checkpoint(batch, "p", 3, written);
   store_->write(batch, true);
   EXPECT_EQ(runs.checkpoint("p", 2), std::nullopt);
@@ -421,7 +422,7 @@ class DropsTest : public StoreTest {
   void SetUp() override {
     StoreTest::SetUp();
     RunStore runs(*store_);
-    rocksdb::WriteBatch batch;
+    WriteSet batch(*store_);
     // step index 1 = "dedupe", 0 = "source"; seq 10 must sort after seq 2.
     runs.put_drop(batch, "p", 1, 1, {"dedupe", "duplicate", 10, R"({"id":"d10"})"});
     runs.put_drop(batch, "p", 1, 1, {"dedupe", "duplicate", 2, R"({"id":"d2"})"});
@@ -477,7 +478,7 @@ TEST_F(DropsTest, OtherRunsAndPipelinesAreSeparate) {
 
 TEST_F(DropsTest, InvalidUtf8InARecordIsStoredWithReplacementCharacters) {
   RunStore runs(*store_);
-  rocksdb::WriteBatch batch;
+  WriteSet batch(*store_);
   runs.put_drop(batch, "bin", 1, 0, {"source", "bad_utf8", 0, "{\"raw\":\"a\xFF" "b\"}"});
   store_->write(batch, false);
   const std::vector<DropSample> samples = runs.drops("bin", 1, "", "", 10);

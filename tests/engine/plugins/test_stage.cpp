@@ -69,7 +69,9 @@ class TestStage : public Stage {
         ms_per_batch_(ctx.params().integer("ms_per_batch")),
         fail_on_(ctx.params().str("fail_on")),
         while_exists_(ctx.params().str("while_exists")),
-        batches_(ctx.counter("batches")) {}
+        batches_(ctx.counter("batches")) {
+    ctx.log().info("mode " + mode_ + ", threads " + std::to_string(ctx.threads()));
+  }
 
   bool is_async() const override { return mode_ == "async"; }
 
