@@ -181,10 +181,10 @@ int cmd_samples(const std::string& file, std::uint64_t run, const std::string& s
 int cmd_plugins(const std::string& describe) {
   plugins::Registry registry;
   load_default_plugins(registry);
-  for (const plugins::LoadedPlugin& plugin : registry.plugins()) {
-    if (!describe.empty() && plugin.name != describe) continue;
-    std::cout << plugin.name << "  " << plugin.info->description << "\n  file: " << plugin.file.string() << "\n";
-    for (const Component& component : plugin.info->components) {
+  for (const plugins::LoadedPlugin* plugin : registry.plugins()) {
+    if (!describe.empty() && plugin->name != describe) continue;
+    std::cout << plugin->name << "  " << plugin->info->description << "\n  file: " << plugin->file.string() << "\n";
+    for (const Component& component : plugin->info->components) {
       if (component.kind == Kind::Command) {
         std::cout << "  adds the command: distilld " << component.command_name << " " << component.command_usage << "\n";
         continue;
@@ -208,8 +208,8 @@ std::optional<int> run_plugin_command(int argc, char** argv) {
   const std::string name = argv[1];
   plugins::Registry registry;
   load_default_plugins(registry);
-  for (const plugins::LoadedPlugin& plugin : registry.plugins())
-    for (const Component& component : plugin.info->components)
+  for (const plugins::LoadedPlugin* plugin : registry.plugins())
+    for (const Component& component : plugin->info->components)
       if (component.kind == Kind::Command && component.command_name == name) {
         try {
           return component.run_command(std::vector<std::string>(argv + 2, argv + argc));

@@ -66,53 +66,74 @@ void Registry::load_dir(const std::filesystem::path& dir) {
 bool Registry::load_file(const std::filesystem::path& path) {
   std::error_code ec;
   const std::filesystem::path file = std::filesystem::weakly_canonical(path, ec);
+  std::lock_guard lock(mutex_);
   if (std::find(loaded_files_.begin(), loaded_files_.end(), file) != loaded_files_.end()) return true;
 
   void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
-    errors_.push_back("cannot load plugin " + file.string() + ": " + dlerror());
+    refuse("cannot load plugin " + file.string() + ": " + dlerror());
     return false;
   }
   using Entry = const PluginDescriptor* (*)();
   auto entry = reinterpret_cast<Entry>(dlsym(handle, kEntrySymbol));
   if (!entry) {
-    errors_.push_back(file.string() + " is not a distilld plugin (no " + kEntrySymbol + " symbol)");
+    refuse(file.string() + " is not a distilld plugin (no " + kEntrySymbol + " symbol)");
     dlclose(handle);
     return false;
   }
   const PluginDescriptor* descriptor = entry();
   if (descriptor->abi != DISTILL_SDK_ABI) {
-    errors_.push_back("plugin " + file.string() + " was built for distill SDK ABI " +
-                      std::to_string(descriptor->abi) + " (SDK " + descriptor->sdk_version +
-                      "), but this distilld uses ABI " + std::to_string(DISTILL_SDK_ABI) + " (SDK " +
-                      DISTILL_SDK_VERSION + "); rebuild the plugin against this SDK");
+    refuse("plugin " + file.string() + " was built for distill SDK ABI " + std::to_string(descriptor->abi) +
+           " (SDK " + descriptor->sdk_version + "), but this distilld uses ABI " + std::to_string(DISTILL_SDK_ABI) +
+           " (SDK " + DISTILL_SDK_VERSION + "); rebuild the plugin against this SDK");
     dlclose(handle);
     return false;
   }
   const PluginInfo& info = *descriptor->info;
-  if (const LoadedPlugin* existing = find(info.name)) {
-    errors_.push_back("plugin '" + info.name + "' in " + file.string() + " is refused: " +
-                      existing->file.string() + " already provides a plugin of that name");
+  if (const LoadedPlugin* existing = find_locked(info.name)) {
+    refuse("plugin '" + info.name + "' in " + file.string() + " is refused: " + existing->file.string() +
+           " already provides a plugin of that name");
     dlclose(handle);
     return false;
   }
   // The handle stays open for the life of the process: plugin objects and
   // their code must outlive every pipeline that uses them.
-  plugins_.push_back({info.name, file, &info});
+  plugins_.push_back(std::make_unique<const LoadedPlugin>(LoadedPlugin{info.name, file, &info}));
   loaded_files_.push_back(file);
   return true;
 }
 
+void Registry::refuse(std::string reason) {
+  if (std::find(errors_.begin(), errors_.end(), reason) == errors_.end()) errors_.push_back(std::move(reason));
+}
+
 const LoadedPlugin* Registry::find(std::string_view name) const {
-  for (const LoadedPlugin& plugin : plugins_)
-    if (plugin.name == name) return &plugin;
+  std::lock_guard lock(mutex_);
+  return find_locked(name);
+}
+
+const LoadedPlugin* Registry::find_locked(std::string_view name) const {
+  for (const auto& plugin : plugins_)
+    if (plugin->name == name) return plugin.get();
   return nullptr;
+}
+
+std::vector<const LoadedPlugin*> Registry::plugins() const {
+  std::lock_guard lock(mutex_);
+  std::vector<const LoadedPlugin*> out;
+  for (const auto& plugin : plugins_) out.push_back(plugin.get());
+  return out;
+}
+
+std::vector<std::string> Registry::errors() const {
+  std::lock_guard lock(mutex_);
+  return errors_;
 }
 
 std::string Registry::names_with(Kind kind) const {
   std::vector<std::string> names;
-  for (const LoadedPlugin& plugin : plugins_)
-    if (plugin.component(kind)) names.push_back(plugin.name);
+  for (const LoadedPlugin* plugin : plugins())
+    if (plugin->component(kind)) names.push_back(plugin->name);
   std::sort(names.begin(), names.end());
   std::string out;
   for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;

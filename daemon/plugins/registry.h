@@ -1,10 +1,15 @@
 // Finding and loading plugin shared objects: the search path, the ABI
-// check, duplicate names, and lookup by name and kind.
+// check, duplicate names, and lookup by name and kind. Thread-safe: a
+// daemon loads a new pipeline's plugin_path (or rescans its folders) while
+// running pipelines hold LoadedPlugin pointers, which stay valid for the
+// registry's life (plugins are only ever added).
 #pragma once
 
 #include <distill/plugin.h>
 
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -37,14 +42,19 @@ class Registry {
   bool load_file(const std::filesystem::path& file);
 
   const LoadedPlugin* find(std::string_view name) const;
-  const std::vector<LoadedPlugin>& plugins() const { return plugins_; }
-  // Files that were found but refused, each with the reason.
-  const std::vector<std::string>& errors() const { return errors_; }
+  // The loaded plugins in load order.
+  std::vector<const LoadedPlugin*> plugins() const;
+  // Files that were found but refused, each with the reason (once).
+  std::vector<std::string> errors() const;
   // "a, b, c": names of the loaded plugins that provide `kind`.
   std::string names_with(Kind kind) const;
 
  private:
-  std::vector<LoadedPlugin> plugins_;
+  const LoadedPlugin* find_locked(std::string_view name) const;
+  void refuse(std::string reason);
+
+  mutable std::mutex mutex_;  // guards the fields below
+  std::vector<std::unique_ptr<const LoadedPlugin>> plugins_;  // never moved nor removed
   std::vector<std::string> errors_;
   std::vector<std::filesystem::path> loaded_files_;
 };

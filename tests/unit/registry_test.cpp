@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace distill::plugins {
@@ -202,7 +203,35 @@ TEST_F(RegistryTest, LoadDirKeepsGoingPastRefusedFiles) {
   registry.load_dir(tmp_);
   EXPECT_EQ(registry.errors().size(), 2u);
   ASSERT_EQ(registry.plugins().size(), 1u);
-  EXPECT_EQ(registry.plugins()[0].name, "jsonl");
+  EXPECT_EQ(registry.plugins()[0]->name, "jsonl");
+}
+
+// A daemon validates a second pipeline, whose plugin_path adds plugins,
+// while the first pipeline's steps hold pointers into the registry.
+TEST_F(RegistryTest, PluginsStayWhereTheyAreWhenMoreAreLoaded) {
+  copy_into(jsonl_, "first");
+  Registry registry;
+  registry.load_dir(tmp_ / "first");
+  const LoadedPlugin* jsonl = registry.find("jsonl");
+  ASSERT_NE(jsonl, nullptr);
+  const Component* source = jsonl->component(Kind::Source);
+  std::thread finder([&] {
+    for (int i = 0; i < 2000; ++i) EXPECT_EQ(registry.find("jsonl"), jsonl);
+  });
+  registry.load_dir(plugin_dir_);
+  finder.join();
+  ASSERT_GE(registry.plugins().size(), 4u);
+  EXPECT_EQ(registry.find("jsonl"), jsonl);
+  EXPECT_EQ(jsonl->name, "jsonl");
+  EXPECT_EQ(jsonl->component(Kind::Source), source);
+}
+
+TEST_F(RegistryTest, ARefusedFileIsReportedOnceHoweverOftenItIsScanned) {
+  copy_into(abi_mismatch_, "a");
+  Registry registry;
+  registry.load_dir(tmp_);
+  registry.load_dir(tmp_);
+  EXPECT_EQ(registry.errors().size(), 1u);
 }
 
 TEST_F(RegistryTest, MissingFolderIsSkippedSilently) {
