@@ -5,9 +5,9 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -181,10 +181,33 @@ std::string canonical(const Value& value) {
   return "~";
 }
 
+// A step's parameters with every Path made relative to the pipeline's
+// folder again, so that a project folder that moves keeps its fingerprint.
+Value::Object portable(const Value::Object& params, const std::vector<ParamSpec>& specs,
+                       const std::filesystem::path& base_dir) {
+  Value::Object out;
+  for (const auto& [name, value] : params) {
+    const auto spec = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& p) { return p.name == name; });
+    if (spec == specs.end()) {
+      out.emplace_back(name, value);
+    } else if (spec->type == ParamType::Path && value.is_scalar()) {
+      const std::filesystem::path relative = std::filesystem::path(value.scalar()).lexically_relative(base_dir);
+      out.emplace_back(name, Value(relative.empty() ? value.scalar() : relative.string()));
+    } else if (spec->type == ParamType::Object && value.is_object()) {
+      out.emplace_back(name, Value(portable(value.object(), spec->fields, base_dir)));
+    } else {
+      out.emplace_back(name, value);
+    }
+  }
+  return out;
+}
+
 std::string fingerprint(const PipelineSpec& spec) {
+  const std::filesystem::path base_dir = spec.file.parent_path().lexically_normal();
   std::string text;
-  auto add = [&text](const StepSpec& step) {
-    text += step.name + "|" + step.plugin->name + "|" + canonical(Value(step.params.all())) + "\n";
+  auto add = [&](const StepSpec& step) {
+    const Value params(portable(step.params.all(), step.component->params, base_dir));
+    text += step.name + "|" + step.plugin->name + "|" + canonical(params) + "\n";
   };
   add(spec.source);
   for (const StepSpec& s : spec.stages) add(s);
@@ -192,6 +215,24 @@ std::string fingerprint(const PipelineSpec& spec) {
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
   return hex;
+}
+
+// How many values `node` stands for once its aliases are expanded, counted
+// up to `limit` + 1 (so a "billion laughs" file costs no more than that).
+std::size_t expanded_size(const YAML::Node& node, std::size_t limit) {
+  std::size_t count = 1;
+  if (node.IsSequence()) {
+    for (const YAML::Node& item : node) {
+      if (count > limit) break;
+      count += expanded_size(item, limit - count);
+    }
+  } else if (node.IsMap()) {
+    for (const auto& pair : node) {
+      if (count > limit) break;
+      count += 1 + expanded_size(pair.second, limit - count);
+    }
+  }
+  return count;
 }
 
 }  // namespace
@@ -207,20 +248,39 @@ std::string format(const Diagnostic& d) {
 }
 
 LoadResult load_pipeline(const std::filesystem::path& file, plugins::Registry& registry) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    LoadResult result;
+    result.diagnostics.push_back(
+        {file.string(), {}, "", std::string("cannot read the pipeline file: ") + std::strerror(errno)});
+    return result;
+  }
+  std::string text(kMaxPipelineBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return load_pipeline_text(text, file, registry);
+}
+
+LoadResult load_pipeline_text(std::string_view text, const std::filesystem::path& file, plugins::Registry& registry) {
   LoadResult result;
   auto fail = [&](Mark mark, std::string message) {
     result.diagnostics.push_back({file.string(), mark, "", std::move(message)});
     return result;
   };
-  std::ifstream in(file);
-  if (!in) return fail({}, std::string("cannot read the pipeline file: ") + std::strerror(errno));
+  if (text.size() > kMaxPipelineBytes)
+    return fail({}, "the pipeline file is larger than " + std::to_string(kMaxPipelineBytes) +
+                        " bytes, the most a pipeline file may hold; move large lists into files the plugins read");
   YAML::Node root;
   try {
-    root = YAML::Load(in);
+    root = YAML::Load(std::string(text));
   } catch (const YAML::ParserException& e) {
     return fail({e.mark.line + 1, e.mark.column + 1}, "malformed YAML: " + e.msg);
   }
   if (!root.IsMap()) return fail({1, 1}, "a pipeline file must be a mapping with name, source, stages and sinks");
+  if (expanded_size(root, kMaxPipelineValues) > kMaxPipelineValues)
+    return fail({}, "the pipeline expands to more than " + std::to_string(kMaxPipelineValues) +
+                        " values: its YAML aliases (*name) repeat what their anchors hold, nested; "
+                        "write the values out instead of nesting aliases");
 
   Loader loader{registry, std::filesystem::absolute(file).parent_path(), {}};
   const Value document = to_value(root);

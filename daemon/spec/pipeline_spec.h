@@ -52,9 +52,18 @@ struct LoadResult {
   std::vector<Diagnostic> diagnostics;
 };
 
+// Bounds on what a pipeline file may cost to read: its size, and the
+// values it stands for once YAML aliases are expanded (a file of nested
+// aliases can otherwise stand for billions).
+constexpr std::size_t kMaxPipelineBytes = 1 << 20;
+constexpr std::size_t kMaxPipelineValues = 100000;
+
 // Reads and validates `file`, loading any plugin_path folders it names into
 // `registry` first.
 LoadResult load_pipeline(const std::filesystem::path& file, plugins::Registry& registry);
+// The same for a pipeline's text: `file` names it in messages, and its
+// folder is where relative paths start (the file need not exist there).
+LoadResult load_pipeline_text(std::string_view text, const std::filesystem::path& file, plugins::Registry& registry);
 
 // "file:line:column: key: message"
 std::string format(const Diagnostic& diagnostic);

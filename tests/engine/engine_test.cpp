@@ -478,4 +478,30 @@ TEST_F(EngineTest, SnapshotsOfAResumedRunCountOnlyWhatItRead) {
   EXPECT_LT(last.bytes_read_here, stats.bytes);
 }
 
+// Nothing in the fingerprint depends on where the project folder is: an
+// interrupted run resumes after the folder moved.
+TEST_F(EngineTest, ARunResumesAfterItsProjectFolderMoved) {
+  make_corpus(20000);
+  Settings s;
+  s.test_stage = "mode: slow, ms_per_batch: 1";
+  ASSERT_EQ(execute(pipeline("reference", s)).status, RunStatus::Completed);
+  const spec::PipelineSpec before = pipeline("before", s);
+  {
+    auto store = store::Store::open(before.state_dir);
+    engine::Run first(*store, before);
+    std::thread worker([&] { first.execute(); });
+    while (first.snapshot().checkpoints < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    first.stop();
+    worker.join();
+    ASSERT_EQ(first.snapshot().status, RunStatus::Stopped);
+  }
+  std::filesystem::rename(dir_ / "before", dir_ / "after");
+  const spec::PipelineSpec after = pipeline("after", s);
+  EXPECT_EQ(after.fingerprint, before.fingerprint);
+  Outcome resumed = execute(after);
+  ASSERT_EQ(resumed.status, RunStatus::Completed) << resumed.snapshot.error;
+  EXPECT_TRUE(resumed.snapshot.resumed);
+  EXPECT_TRUE(output("reference") == output("after"));
+}
+
 }  // namespace

@@ -169,6 +169,35 @@ TEST_F(CliTest, AChangedPipelineAfterKillIsRefusedWithTheDocumentedMessage) {
   EXPECT_EQ(refused.output.find("terminate called"), std::string::npos) << refused.output;
 }
 
+// The "billion laughs" shape: 9 strings, then 8 levels each listing the
+// previous level 9 times (9^9 strings once expanded, in under 500 bytes).
+TEST_F(CliTest, NestedAliasesAreRefusedWithoutExpandingThem) {
+  std::string yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n";
+  for (int level = 1; level <= 8; ++level) {
+    const std::string previous = "*a" + std::to_string(level - 1);
+    yaml += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+    for (int i = 0; i < 9; ++i) yaml += (i ? ", " : "") + previous;
+    yaml += "]\n";
+  }
+  yaml += "name: bomb\nsource: {plugin: jsonl, path: *a8}\nsinks: [{plugin: jsonl, dir: out}]\n";
+  const std::string file = write("bomb.yaml", yaml);
+  // 1 GB of address space is far more than validation needs, and far less than expanding takes.
+  const Finished out = run_command("bash -c 'ulimit -v 1000000; exec " + std::string(std::getenv("DISTILLD_BIN")) +
+                                   " validate " + file + "'");
+  EXPECT_EQ(out.exit_code, 1) << out.output;
+  EXPECT_NE(out.output.find(file + ": the pipeline expands to more than 100000 values"), std::string::npos)
+      << out.output;
+}
+
+TEST_F(CliTest, AnOversizedPipelineFileIsRefused) {
+  std::string yaml = "name: big\ndescription: \"" + std::string(1100000, 'x') + "\"\n";
+  const std::string file = write("big.yaml", yaml);
+  const Finished out = distilld("validate " + file);
+  EXPECT_EQ(out.exit_code, 1) << out.output.substr(0, 500);
+  EXPECT_NE(out.output.find(file + ": the pipeline file is larger than 1048576 bytes"), std::string::npos)
+      << out.output.substr(0, 500);
+}
+
 TEST_F(CliTest, ReadmeShowsEveryBuiltInParameterAsDeclared) {
   const Finished out = run_command("env -u DISTILLD_PLUGIN_PATH " + std::string(std::getenv("DISTILLD_BIN")) + " plugins");
   ASSERT_EQ(out.exit_code, 0) << out.output;
