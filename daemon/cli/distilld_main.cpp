@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "cli/report.h"
+#include "server/serve.h"
+#include "worker/worker.h"
 #include "engine/run.h"
 #include "plugins/registry.h"
 #include "spec/pipeline_spec.h"
@@ -221,7 +223,13 @@ std::optional<int> run_plugin_command(int argc, char** argv) {
   return std::nullopt;
 }
 
-const char* const kBuiltinCommands[] = {"validate", "run", "status", "samples", "plugins"};
+const char* const kBuiltinCommands[] = {"validate", "run", "status", "samples", "plugins", "serve", "run-worker"};
+
+std::filesystem::path this_binary() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path("distilld") : self;
+}
 
 }  // namespace
 
@@ -266,7 +274,37 @@ int main(int argc, char** argv) {
   auto* plugins_cmd = app.add_subcommand("plugins", "list the plugins found and their parameters");
   plugins_cmd->add_option("--describe", describe, "show only this plugin");
 
+  server::ServeOptions serve_options;
+  int grace_s = 30;
+  auto* serve = app.add_subcommand("serve", "run the daemon: hold pipelines and run them, driven over its control socket");
+  serve->add_option("--state", serve_options.state_dir, "state folder: the daemon's database, the pipelines' state, control.sock")
+      ->required();
+  serve->add_option("--grace-s", grace_s, "seconds a SIGTERM waits for runs to reach their checkpoint")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
+  serve->add_option("--threads", serve_options.threads, "threads shared by all running pipelines (default: the cores)")
+      ->check(CLI::Range(1, 4096));
+  serve->add_option("--max-crashes", serve_options.max_crashes,
+                    "consecutive crashes after which a pipeline is not restarted")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+
+  worker::WorkerOptions worker_options;
+  auto* run_worker = app.add_subcommand("run-worker", "");  // the daemon's worker process; not for people
+  run_worker->group("");
+  run_worker->add_option("--pipeline-text", worker_options.pipeline_text)->required();
+  run_worker->add_option("--file", worker_options.file)->required();
+  run_worker->add_option("--state", worker_options.state_dir)->required();
+  run_worker->add_option("--threads", worker_options.threads);
+  run_worker->add_flag("--new-run", worker_options.new_run);
+
   CLI11_PARSE(app, argc, argv);
+  if (*serve) {
+    serve_options.grace = std::chrono::seconds(grace_s);
+    serve_options.distilld = this_binary();
+    return server::serve(serve_options);
+  }
+  if (*run_worker) return worker::run_worker(worker_options);
   if (*validate) return cmd_validate(file);
   if (*run) return cmd_run(file, new_run, quiet);
   if (*status) return cmd_status(file);

@@ -288,6 +288,7 @@ LoadResult load_pipeline_text(std::string_view text, const std::filesystem::path
 
   PipelineSpec spec;
   spec.file = std::filesystem::absolute(file).lexically_normal();
+  if (top.has("description")) spec.description = top.str("description");
   if (top.has("name")) {
     spec.name = top.str("name");
     if (!is_name(spec.name))

@@ -36,6 +36,7 @@ struct StepSpec {
 
 struct PipelineSpec {
   std::string name;
+  std::string description;
   std::filesystem::path file;
   std::filesystem::path state_dir;
   EngineSettings engine;

@@ -14,8 +14,14 @@
 namespace distill::store {
 namespace {
 
-constexpr std::array<const char*, 5> kFamilyNames = {"runs", "checkpoints", "plugin_state", "drops",
-                                                     "shared"};
+// By Family.
+constexpr std::array<const char*, 7> kFamilyNames = {"runs",   "checkpoints", "plugin_state", "drops",
+                                                     "shared", "pipelines",   "revisions"};
+
+std::vector<Family> families_of(Store::Layout layout) {
+  if (layout == Store::Layout::Daemon) return {Family::Pipelines, Family::Revisions};
+  return {Family::Runs, Family::Checkpoints, Family::PluginState, Family::Drops, Family::Shared};
+}
 
 rocksdb::ColumnFamilyOptions family_options(std::string_view name) {
   // One block cache for data, index and filter blocks, so memory stays
@@ -51,7 +57,7 @@ void check(const rocksdb::Status& status, std::string_view what) {
   if (!status.ok()) throw StoreError(std::string(what) + ": " + status.ToString());
 }
 
-std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode) {
+std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode, Layout layout) {
   std::error_code ec;
   if (mode == Mode::ReadOnly && !std::filesystem::exists(dir / "CURRENT", ec))
     throw StoreError("there is no state database in " + dir.string() + " (the pipeline has not run yet)");
@@ -69,7 +75,11 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode) 
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, family_options(rocksdb::kDefaultColumnFamilyName));
-  for (const char* name : kFamilyNames) descriptors.emplace_back(name, family_options(name));
+  const std::vector<Family> families = families_of(layout);
+  for (Family family : families) {
+    const char* name = kFamilyNames[static_cast<std::size_t>(family)];
+    descriptors.emplace_back(name, family_options(name));
+  }
 
   std::unique_ptr<Store> store(new Store());
   store->dir_ = dir;
@@ -80,16 +90,23 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode) 
                              : rocksdb::DB::Open(options, dir.string(), descriptors, &handles, &raw);
   check(status, "cannot open the state database in " + dir.string());
   store->db_.reset(raw);
-  store->families_ = std::move(handles);
+  store->handles_ = std::move(handles);
+  store->families_.assign(kFamilyNames.size(), nullptr);
+  for (std::size_t i = 0; i < families.size(); ++i)
+    store->families_[static_cast<std::size_t>(families[i])] = store->handles_[i + 1];
   return store;
 }
 
 Store::~Store() {
-  for (rocksdb::ColumnFamilyHandle* handle : families_) db_->DestroyColumnFamilyHandle(handle);
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
 }
 
 rocksdb::ColumnFamilyHandle* Store::family(Family family) const {
-  return families_[1 + static_cast<std::size_t>(family)];
+  rocksdb::ColumnFamilyHandle* handle = families_[static_cast<std::size_t>(family)];
+  if (!handle)
+    throw StoreError(std::string("the database in ") + dir_.string() + " has no column family " +
+                     kFamilyNames[static_cast<std::size_t>(family)]);
+  return handle;
 }
 
 std::optional<std::string> Store::get(Family family, std::string_view key) const {

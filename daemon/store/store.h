@@ -1,10 +1,14 @@
-// The daemon's one RocksDB database: opening it with its column families,
-// and the small typed operations the engine needs. Column families:
+// The RocksDB databases: opening one with its column families, and the
+// small typed operations the engine and the daemon need. A pipeline's
+// database (Layout::Pipeline) has the column families:
 //   runs          pipeline \0 run(u64)            -> RunMeta JSON
 //   checkpoints   pipeline \0 run(u64)            -> Checkpoint JSON
 //   plugin_state  pipeline \0 step \0 user-key    -> plugin bytes
 //   drops         pipeline \0 run step(u32) reason \0 seq(u64) -> sampled dropped record JSON
 //   shared        namespace \0 user-key           -> bytes (caches shared by pipelines)
+// The daemon's own database (Layout::Daemon, see server/catalog.h):
+//   pipelines     name                            -> the pipeline's record JSON
+//   revisions     name \0 revision(u64)           -> a submitted pipeline file JSON
 #pragma once
 
 #include <filesystem>
@@ -32,7 +36,7 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Family { Runs, Checkpoints, PluginState, Drops, Shared };
+enum class Family { Runs, Checkpoints, PluginState, Drops, Shared, Pipelines, Revisions };
 
 class Store;
 
@@ -58,11 +62,13 @@ class WriteSet {
 class Store {
  public:
   enum class Mode { ReadWrite, ReadOnly };
+  enum class Layout { Pipeline, Daemon };
   // Opens the database in `dir`, creating it in ReadWrite mode. ReadOnly
   // works while another process has it open for writing (it sees the data
   // as of opening). Throws StoreError naming the folder and RocksDB's
   // reason (e.g. locked by another process).
-  static std::unique_ptr<Store> open(const std::filesystem::path& dir, Mode mode = Mode::ReadWrite);
+  static std::unique_ptr<Store> open(const std::filesystem::path& dir, Mode mode = Mode::ReadWrite,
+                                     Layout layout = Layout::Pipeline);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -83,7 +89,8 @@ class Store {
   Store() = default;
   std::filesystem::path dir_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> families_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;   // as opened, the default family first
+  std::vector<rocksdb::ColumnFamilyHandle*> families_;  // by Family; nullptr when not in the layout
 };
 
 // Throws StoreError with `what` and the status text unless the status is ok.
