@@ -108,11 +108,12 @@ rpc::PipelineInfo Controller::info(const Pipeline& pipeline) const {
   info.description = r.description;
   info.file = r.file;
   if (!pipeline.live) info.progress = r.state == PipelineState::COMPLETED ? 1 : -1;
+  const bool running = pipeline.live && pipeline.live->live;
   if (!r.error.empty()) info.error = r.error;
   info.consecutive_crashes = r.consecutive_crashes;
   info.submitted_ms = r.submitted_ms;
   info.updated_ms = r.updated_ms;
-  info.threads = pipeline.live ? pipeline.threads : 0;
+  info.threads = running ? pipeline.threads : 0;
   return info;
 }
 
@@ -331,7 +332,7 @@ rpc::PipelineStatus Controller::status(const std::string& name) {
   {
     std::lock_guard lock(mutex_);
     Pipeline& pipeline = find(name);
-    if (pipeline.live) {
+    if (pipeline.live) {  // the running worker's report, or the last one of this daemon's life
       rpc::PipelineStatus status = *pipeline.live;
       status.info = info(pipeline);
       return status;
@@ -475,7 +476,7 @@ void Controller::on_exit(const WorkerExit& exit) {
   if (it == pipelines_.end()) return;
   Pipeline& pipeline = it->second;
   const std::string last_error = pipeline.live ? pipeline.live->info.error : "";
-  pipeline.live.reset();
+  if (pipeline.live) pipeline.live->live = false;  // the worker's last word stays until the next start
   try {
     const bool stopping = pipeline.record.state == PipelineState::STOPPING;
     if (exit.exit_code == 0) {

@@ -65,7 +65,9 @@ class Controller {
  private:
   struct Pipeline {
     PipelineRecord record;
-    std::optional<rpc::PipelineStatus> live;  // the running worker's last report
+    // The worker's last report (live while it runs): the figures of a run
+    // that ended stay until the next start.
+    std::optional<rpc::PipelineStatus> live;
     std::deque<rpc::LogLine> log;             // the newest lines
     std::int64_t last_log_seq = 0;
     std::int32_t threads = 0;
