@@ -4,6 +4,10 @@
 //   mode: fail   -- throws on a record whose last prompt message contains fail_on, while
 //                   the file while_exists exists (so a test can "fix" it
 //                   without changing the pipeline)
+//   mode: crash  -- the process dies of SIGSEGV in process(), as a plugin that
+//                   dereferences a bad pointer would (the default action is
+//                   restored first, so a sanitizer's handler does not turn
+//                   it into an exit code)
 //   mode: serial_prepare -- declares a prepare() with parallelism 0, which must
 //                   still run before process()
 // and, as a sink, one whose finish() is long, reports progress and a gauge,
@@ -11,6 +15,7 @@
 #include <distill/plugin.h>
 
 #include <chrono>
+#include <csignal>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -93,6 +98,10 @@ class TestStage : public Stage {
         if (!slot.record.annotations.contains("prepared")) throw std::logic_error("prepare() was not called");
       });
     if (mode_ == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(ms_per_batch_));
+    if (mode_ == "crash") {
+      std::signal(SIGSEGV, SIG_DFL);
+      std::raise(SIGSEGV);
+    }
     if (mode_ != "fail" || !std::filesystem::exists(while_exists_)) return;
     batch.for_each_live([this](Slot& slot) {
       if (!slot.record.prompt.empty() && slot.record.prompt.back().content.find(fail_on_) != std::string::npos)
@@ -155,7 +164,7 @@ class TestSink : public Sink {
 
 DISTILL_PLUGIN("test_stage", "engine test helper: async, slow or failing stage; a slow-finishing sink",
                distill::stage<TestStage>({
-                   distill::param::Choice("mode", "behaviour", {"pass", "async", "slow", "fail", "serial_prepare"}).default_value("pass"),
+                   distill::param::Choice("mode", "behaviour", {"pass", "async", "slow", "fail", "crash", "serial_prepare"}).default_value("pass"),
                    distill::param::Int("ms_per_batch", "sleep per batch in slow mode").default_value("1").min(0),
                    distill::param::String("fail_on", "prompt text that triggers the failure").default_value("\"\""),
                    distill::param::String("while_exists", "fail only while this file exists").default_value("\"\""),

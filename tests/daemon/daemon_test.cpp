@@ -1,0 +1,361 @@
+// The daemon as its users meet it: a real `distilld serve` in a temporary
+// state folder, driven by the real distillctl over the real UNIX socket;
+// SIGKILL and SIGTERM of the daemon, a plugin that segfaults, another user,
+// and hostile bytes on the socket.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <thread>
+
+#include "corpus.h"
+#include "process.h"
+#include "test_dir.h"
+
+namespace {
+
+using namespace distill::testing;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::string env(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
+// A pipeline over ../corpus.jsonl whose test_stage sleeps `ms_per_batch`.
+std::string pipeline_yaml(const std::string& name, int ms_per_batch, const std::string& mode = "slow") {
+  return "name: " + name +
+         "\n"
+         "engine: {threads: 2, batch_size: 128, max_inflight_batches: 8, checkpoint_every_records: 2000}\n"
+         "source: {plugin: jsonl, path: ../corpus.jsonl, terms: test-terms}\n"
+         "stages:\n"
+         "  - {plugin: exact_dedupe}\n"
+         "  - {plugin: test_stage, mode: " + mode + ", ms_per_batch: " + std::to_string(ms_per_batch) + "}\n"
+         "sinks:\n"
+         "  - {plugin: jsonl, dir: out, max_shard_bytes: 1000000, rejects: all}\n";
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::permissions(dir_.path(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+    write_corpus(dir_ / "corpus.jsonl", {30000, 200, 0.05, 0.01, true, 21});
+  }
+  void TearDown() override {
+    if (daemon_ > 0) {
+      ::kill(daemon_, SIGKILL);
+      ::waitpid(daemon_, nullptr, 0);
+    }
+  }
+
+  fs::path state() const { return dir_ / "state"; }
+  std::string log_file() const { return (dir_ / "serve.log").string(); }
+
+  void start_daemon(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {env("DISTILLD_BIN"), "serve", "--state", state().string(), "--grace-s", "10"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    daemon_ = spawn(argv, log_file());
+    for (int i = 0; i < 500; ++i) {
+      if (ctl("health").exit_code == 0) return;
+      std::this_thread::sleep_for(20ms);
+    }
+    FAIL() << "the daemon did not answer:\n" << read_file(log_file());
+  }
+  // Returns the daemon's exit code (-1 when a signal ended it).
+  int wait_daemon() {
+    int status = 0;
+    ::waitpid(daemon_, &status, 0);
+    daemon_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  void kill_daemon(int signal) { ::kill(daemon_, signal); }
+
+  Finished ctl(const std::string& args) {
+    return run_command(env("DISTILLCTL_BIN") + " --state " + state().string() + " " + args);
+  }
+  std::string write_pipeline(const std::string& folder, const std::string& yaml) {
+    fs::create_directories(dir_ / folder);
+    write_file(dir_ / folder / "pipeline.yaml", yaml);
+    return (dir_ / folder / "pipeline.yaml").string();
+  }
+  // The pipeline's state as `distillctl list` shows it.
+  std::string state_of(const std::string& name) {
+    const Finished out = ctl("list");
+    std::smatch match;
+    if (std::regex_search(out.output, match, std::regex("(^|\\n)" + name + "\\t([a-z]+)"))) return match[2];
+    return "(not listed: " + out.output + ")";
+  }
+  bool wait_for_state(const std::string& name, const std::string& wanted, std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+      if (state_of(name) == wanted) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+  std::int64_t records_read(const std::string& name) {
+    const Finished out = ctl("-o json status " + name);
+    std::smatch match;
+    if (std::regex_search(out.output, match, std::regex("\"records_read\": ([0-9]+)"))) return std::stoll(match[1]);
+    return -1;
+  }
+  // The output of `distilld run` on the same pipeline in another folder.
+  std::map<std::string, std::string> reference_output(const std::string& yaml) {
+    const std::string file = write_pipeline("reference", yaml);
+    const Finished run = run_command(env("DISTILLD_BIN") + " run -q " + file);
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    return read_dir(dir_ / "reference" / "out");
+  }
+
+  TempDir dir_;
+  pid_t daemon_ = -1;
+};
+
+TEST_F(DaemonTest, FullLifecycle) {
+  EXPECT_EQ(ctl("health").exit_code, 3);
+  const Finished absent = ctl("list");
+  EXPECT_EQ(absent.exit_code, 3);
+  EXPECT_NE(absent.output.find("no daemon at " + (state() / "control.sock").string() +
+                               ": start it with `distilld serve --state " + state().string() + "`"),
+            std::string::npos)
+      << absent.output;
+
+  start_daemon();
+  struct stat socket_stat {};
+  ASSERT_EQ(::stat((state() / "control.sock").c_str(), &socket_stat), 0);
+  EXPECT_EQ(socket_stat.st_mode & 0777, 0600u);
+
+  const std::string file = write_pipeline("life", pipeline_yaml("life", 20));
+  const std::string bad = write_pipeline("bad", "name: bad\nsource: {plugin: jsonl}\nsinks: [{plugin: nope}]\n");
+  const Finished invalid = ctl("validate " + bad);
+  EXPECT_EQ(invalid.exit_code, 5);
+  EXPECT_NE(invalid.output.find(bad + ":2:9: source.path: missing required key 'path'"), std::string::npos)
+      << invalid.output;
+  EXPECT_NE(invalid.output.find("unknown plugin 'nope'"), std::string::npos) << invalid.output;
+  EXPECT_EQ(ctl("validate " + file).exit_code, 0);
+
+  Finished submitted = ctl("submit " + file);
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.output;
+  EXPECT_NE(submitted.output.find("life: revision 1 stored"), std::string::npos) << submitted.output;
+  EXPECT_NE(ctl("submit " + file).output.find("unchanged (revision 1)"), std::string::npos);
+  EXPECT_EQ(state_of("life"), "submitted");
+
+  ASSERT_EQ(ctl("start life").exit_code, 0);
+  ASSERT_TRUE(wait_for_state("life", "running", 10s));
+  while (records_read("life") < 2000) std::this_thread::sleep_for(20ms);
+
+  const Finished refused_delete = ctl("delete life");
+  EXPECT_EQ(refused_delete.exit_code, 1);
+  EXPECT_NE(refused_delete.output.find("stop it first (distillctl stop life), then delete it"), std::string::npos)
+      << refused_delete.output;
+  const Finished changed = ctl("submit " + write_pipeline("life", pipeline_yaml("life", 21)));
+  EXPECT_EQ(changed.exit_code, 1);
+  EXPECT_NE(changed.output.find("submit with --force"), std::string::npos) << changed.output;
+  write_pipeline("life", pipeline_yaml("life", 20));
+
+  ASSERT_EQ(ctl("pause life").exit_code, 0);
+  ASSERT_TRUE(wait_for_state("life", "paused", 20s)) << ctl("status life").output;
+  const std::int64_t at_pause = records_read("life");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(records_read("life"), at_pause) << "a paused pipeline must not read";
+  EXPECT_EQ(ctl("pause life").exit_code, 1);
+
+  ASSERT_EQ(ctl("resume life").exit_code, 0);
+  const Finished watched = ctl("status life --watch --interval 0.2");
+  EXPECT_EQ(watched.exit_code, 0) << watched.output;
+  EXPECT_EQ(state_of("life"), "completed");
+  const Finished status = ctl("status life");
+  EXPECT_NE(status.output.find("run 1 of pipeline 'life' completed (resumed from its checkpoint)"), std::string::npos)
+      << status.output;
+  EXPECT_NE(status.output.find("dropped duplicate"), std::string::npos) << status.output;
+
+  const Finished samples = ctl("samples life --reason duplicate --limit 2");
+  ASSERT_EQ(samples.exit_code, 0) << samples.output;
+  EXPECT_EQ(std::count(samples.output.begin(), samples.output.end(), '\n'), 2) << samples.output;
+  EXPECT_NE(samples.output.find(R"({"step":"exact_dedupe","reason":"duplicate","record":)"), std::string::npos)
+      << samples.output;
+  EXPECT_NE(samples.output.find(R"("terms":"test-terms")"), std::string::npos) << samples.output;
+
+  const Finished log = ctl("log life");
+  EXPECT_NE(log.output.find("pausing at the next checkpoint"), std::string::npos) << log.output;
+  EXPECT_NE(log.output.find("[test_stage]: mode slow"), std::string::npos) << log.output;
+  EXPECT_NE(log.output.find("run 1 completed"), std::string::npos) << log.output;
+
+  EXPECT_EQ(read_dir(dir_ / "life" / "out"), reference_output(pipeline_yaml("life", 20)));
+
+  const Finished again = ctl("start life");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.output.find("start the next run with `distillctl start life --new-run`"), std::string::npos)
+      << again.output;
+
+  const Finished plugins = ctl("plugins --describe exact_dedupe");
+  EXPECT_NE(plugins.output.find("key (choice: prompt+response | response, default prompt+response)"), std::string::npos)
+      << plugins.output;
+  EXPECT_EQ(ctl("plugins --describe nope").exit_code, 4);
+  const Finished health = ctl("-o json health");
+  EXPECT_NE(health.output.find("\"api_version\": 1"), std::string::npos) << health.output;
+  EXPECT_NE(health.output.find("\"completed\": 1"), std::string::npos) << health.output;
+
+  ASSERT_EQ(ctl("delete life").exit_code, 0);
+  EXPECT_EQ(ctl("status life").exit_code, 4);
+  EXPECT_FALSE(fs::exists(state() / "pipelines" / "life"));
+}
+
+TEST_F(DaemonTest, AfterSigkillARestartedDaemonContinuesTheRunToTheSameOutput) {
+  const std::string yaml = pipeline_yaml("crashy", 10);
+  start_daemon();
+  ASSERT_EQ(ctl("submit " + write_pipeline("crashy", yaml)).exit_code, 0);
+  ASSERT_EQ(ctl("start crashy").exit_code, 0);
+  while (records_read("crashy") < 6000) std::this_thread::sleep_for(20ms);
+  kill_daemon(SIGKILL);
+  EXPECT_EQ(wait_daemon(), -1);
+
+  start_daemon();
+  EXPECT_EQ(state_of("crashy"), "running") << "the restarted daemon must continue the run by itself";
+  ASSERT_TRUE(wait_for_state("crashy", "completed", 120s)) << ctl("status crashy").output;
+  const Finished status = ctl("status crashy");
+  EXPECT_NE(status.output.find("(resumed from its checkpoint)"), std::string::npos) << status.output;
+  const auto actual = read_dir(dir_ / "crashy" / "out");
+  const auto expected = reference_output(yaml);
+  ASSERT_GT(expected.size(), 3u);
+  EXPECT_EQ(actual.size(), expected.size());
+  for (const auto& [name, content] : expected) {
+    ASSERT_TRUE(actual.count(name)) << name << " is missing";
+    EXPECT_TRUE(actual.at(name) == content) << name << " differs from an uninterrupted run's";
+  }
+}
+
+TEST_F(DaemonTest, ASegfaultingPluginFailsOnlyItsPipeline) {
+  start_daemon({"--max-crashes", "2"});
+  ASSERT_EQ(ctl("submit " + write_pipeline("crasher", pipeline_yaml("crasher", 0, "crash"))).exit_code, 0);
+  ASSERT_EQ(ctl("submit " + write_pipeline("steady", pipeline_yaml("steady", 2))).exit_code, 0);
+  ASSERT_EQ(ctl("start crasher").exit_code, 0);
+  ASSERT_EQ(ctl("start steady").exit_code, 0);
+  ASSERT_TRUE(wait_for_state("crasher", "failed", 60s)) << ctl("status crasher").output;
+  const Finished status = ctl("status crasher");
+  EXPECT_NE(status.output.find("the worker crashed: signal 11"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("crashed 2 times in a row, so it is not restarted"), std::string::npos)
+      << status.output;
+  EXPECT_EQ(ctl("health").exit_code, 0);
+  ASSERT_TRUE(wait_for_state("steady", "completed", 120s)) << ctl("status steady").output;
+  EXPECT_EQ(read_dir(dir_ / "steady" / "out"), reference_output(pipeline_yaml("steady", 2)));
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(state_of("crasher"), "failed") << "a pipeline that gave up must not be restarted";
+}
+
+TEST_F(DaemonTest, AnotherUserCannotConnect) {
+  start_daemon();
+  // Open the folders, so that only the socket's own mode keeps `nobody` out.
+  fs::permissions(state(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  const Finished as_nobody = run_command("setpriv --reuid=nobody --regid=nogroup --clear-groups " +
+                                         env("DISTILLCTL_BIN") + " --state " + state().string() + " health");
+  EXPECT_EQ(as_nobody.exit_code, 3) << as_nobody.output;
+  EXPECT_NE(as_nobody.output.find("Permission denied"), std::string::npos) << as_nobody.output;
+  EXPECT_EQ(ctl("health").exit_code, 0);
+}
+
+int connect_raw(const fs::path& socket_path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, socket_path.c_str(), sizeof address.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::int64_t rss_kb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  return -1;
+}
+
+TEST_F(DaemonTest, HostileBytesDoNotHarmTheDaemon) {
+  start_daemon();
+  const fs::path socket = state() / "control.sock";
+  const std::int64_t rss_before = rss_kb(daemon_);
+
+  // Half a frame, left open: it must block nobody else.
+  const int half = connect_raw(socket);
+  ASSERT_GE(half, 0);
+  const unsigned char half_frame[] = {0, 0, 1, 0, 0x80, 0x01, 0x00};
+  ASSERT_EQ(::send(half, half_frame, sizeof half_frame, MSG_NOSIGNAL), static_cast<ssize_t>(sizeof half_frame));
+  EXPECT_EQ(ctl("health").exit_code, 0);
+
+  // A frame that announces 2 GB, and one that announces 64 MB and sends it.
+  for (const std::uint32_t size : {0x7fffffffu, 64u << 20}) {
+    const int fd = connect_raw(socket);
+    ASSERT_GE(fd, 0);
+    const unsigned char header[] = {static_cast<unsigned char>(size >> 24), static_cast<unsigned char>(size >> 16),
+                                    static_cast<unsigned char>(size >> 8), static_cast<unsigned char>(size)};
+    ::send(fd, header, sizeof header, MSG_NOSIGNAL);
+    const std::string body(1 << 20, 'x');
+    for (int i = 0; i < 64 && ::send(fd, body.data(), body.size(), MSG_NOSIGNAL) > 0; ++i) {
+    }
+    ::close(fd);
+  }
+  // Random bytes, many times.
+  std::mt19937 rng(7);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int fd = connect_raw(socket);
+    ASSERT_GE(fd, 0);
+    std::string bytes(1 + rng() % 4096, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  }
+  EXPECT_EQ(ctl("health").exit_code, 0) << read_file(log_file());
+  EXPECT_EQ(::kill(daemon_, 0), 0) << "the daemon died";
+  EXPECT_LT(rss_kb(daemon_) - rss_before, 64 * 1024) << "the daemon kept what hostile frames announced";
+  ::close(half);
+  EXPECT_EQ(ctl("health").exit_code, 0);
+}
+
+TEST_F(DaemonTest, SigtermStopsWithinTheGracePeriodAndTheRunResumesAtNextStart) {
+  const std::string yaml = pipeline_yaml("graceful", 10);
+  start_daemon();
+  ASSERT_EQ(ctl("submit " + write_pipeline("graceful", yaml)).exit_code, 0);
+  ASSERT_EQ(ctl("start graceful").exit_code, 0);
+  while (records_read("graceful") < 4000) std::this_thread::sleep_for(20ms);
+  const auto before = std::chrono::steady_clock::now();
+  kill_daemon(SIGTERM);
+  EXPECT_EQ(wait_daemon(), 0) << read_file(log_file());
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 10s + 2s) << "the grace period is 10 s";
+  EXPECT_FALSE(fs::exists(state() / "control.sock"));
+
+  start_daemon();
+  ASSERT_TRUE(wait_for_state("graceful", "completed", 120s)) << ctl("status graceful").output;
+  EXPECT_NE(ctl("status graceful").output.find("(resumed from its checkpoint)"), std::string::npos);
+  EXPECT_EQ(read_dir(dir_ / "graceful" / "out"), reference_output(yaml));
+}
+
+TEST_F(DaemonTest, ThePythonClientExampleWorks) {
+  start_daemon();
+  const fs::path generated = dir_ / "gen-py";
+  fs::create_directories(generated);
+  const std::string thrift = env("DISTILL_THRIFT_BIN");
+  const Finished gen = run_command(thrift + " --gen py -out " + generated.string() + " " + env("DISTILL_IDL"));
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  const std::string file = write_pipeline("py", pipeline_yaml("py", 0));
+  const Finished client = run_command("PYTHONPATH=" + generated.string() + " /usr/bin/python3 " +
+                                      env("DISTILL_PYTHON_CLIENT") + " --socket " + (state() / "control.sock").string() +
+                                      " " + file);
+  ASSERT_EQ(client.exit_code, 0) << client.output;
+  EXPECT_NE(client.output.find("pipeline py: completed"), std::string::npos) << client.output;
+  EXPECT_NE(client.output.find("exact_dedupe: dropped duplicate "), std::string::npos) << client.output;
+  EXPECT_NE(client.output.find("no pipeline named 'nope'"), std::string::npos) << client.output;
+  EXPECT_EQ(state_of("py"), "completed");
+}
+
+}  // namespace
