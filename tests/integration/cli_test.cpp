@@ -23,6 +23,19 @@ class CliTest : public ::testing::Test {
     write_file(dir_ / name, content);
     return (dir_ / name).string();
   }
+  // Starts `distilld run FILE`, SIGKILLs it once `distilld status` says it
+  // runs, and returns that status.
+  Finished kill_once_running(const std::string& file) {
+    const pid_t pid = spawn({std::getenv("DISTILLD_BIN"), "run", "-q", file}, (dir_ / "log").string());
+    Finished status;
+    for (int i = 0; i < 200 && status.output.find("run 1: running") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      status = distilld("status " + file);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return status;
+  }
   TempDir dir_;
 };
 
@@ -131,14 +144,7 @@ TEST_F(CliTest, StatusWorksWhileARunHoldsTheDatabase) {
                                  "name: busy\nsource: {plugin: jsonl, path: in.jsonl}\n"
                                  "stages: [{plugin: test_stage, mode: slow, ms_per_batch: 20}]\n"
                                  "sinks: [{plugin: jsonl, dir: out}]\n");
-  const pid_t pid = spawn({std::getenv("DISTILLD_BIN"), "run", "-q", file}, (dir_ / "log").string());
-  Finished status;
-  for (int i = 0; i < 200 && status.output.find("run 1: running") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    status = distilld("status " + file);
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
+  const Finished status = kill_once_running(file);
   EXPECT_EQ(status.exit_code, 0) << status.output;
   EXPECT_NE(status.output.find("run 1: running"), std::string::npos) << status.output;
 }
@@ -150,14 +156,7 @@ TEST_F(CliTest, AChangedPipelineAfterKillIsRefusedWithTheDocumentedMessage) {
                                "stages: [{plugin: test_stage, mode: slow, ms_per_batch: 20}]\n"
                                "sinks: [{plugin: jsonl, dir: out}]\n";
   const std::string file = write("p.yaml", pipeline);
-  const pid_t pid = spawn({std::getenv("DISTILLD_BIN"), "run", "-q", file}, (dir_ / "log").string());
-  Finished status;
-  for (int i = 0; i < 200 && status.output.find("run 1: running") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    status = distilld("status " + file);
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
+  const Finished status = kill_once_running(file);
   ASSERT_NE(status.output.find("run 1: running"), std::string::npos) << status.output;
 
   write("p.yaml", std::regex_replace(pipeline, std::regex("ms_per_batch: 20"), "ms_per_batch: 1"));
