@@ -92,7 +92,9 @@ std::uint64_t print_log(const engine::Run& run, const std::string& pipeline, std
 int cmd_run(const std::string& file, bool new_run, bool quiet) {
   return with_store(file, store::Store::Mode::ReadWrite, [&](const spec::PipelineSpec& spec, store::Store& store) {
     const auto thread_limit = allow_threads(spec.engine.threads);
-    engine::Run run(store, spec, {new_run});
+    engine::RunOptions options;
+    options.new_run = new_run;
+    engine::Run run(store, spec, options);
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     store::RunStatus status = store::RunStatus::Running;
@@ -297,6 +299,7 @@ int main(int argc, char** argv) {
   run_worker->add_option("--state", worker_options.state_dir)->required();
   run_worker->add_option("--threads", worker_options.threads);
   run_worker->add_flag("--new-run", worker_options.new_run);
+  run_worker->add_option("--shared-socket", worker_options.shared_socket);
 
   CLI11_PARSE(app, argc, argv);
   if (*serve) {

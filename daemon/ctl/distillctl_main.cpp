@@ -55,10 +55,10 @@ std::string socket_path(const Global& g) {
   return (fs::path(state) / "control.sock").string();
 }
 
-std::unique_ptr<rpc::Connection> connect(const Global& g) {
+std::unique_ptr<rpc::Connection<rpc::DistillClient>> connect(const Global& g) {
   const std::string path = socket_path(g);
   try {
-    return std::make_unique<rpc::Connection>(path, std::chrono::milliseconds(g.timeout_ms));
+    return std::make_unique<rpc::Connection<rpc::DistillClient>>(path, std::chrono::milliseconds(g.timeout_ms));
   } catch (const apache::thrift::transport::TTransportException& e) {
     const std::string state = fs::path(path).parent_path().string();
     throw Failure{kNoDaemon, "no daemon at " + path + ": start it with `distilld serve --state " + state + "` (" +

@@ -19,6 +19,7 @@
 #include <mutex>
 
 #include "engine/step.h"
+#include "store/plugin_state.h"
 
 namespace distill::engine {
 namespace {
@@ -67,6 +68,10 @@ class Run::Impl : public RunServices {
     return options_.max_threads ? std::min(options_.max_threads, spec_.engine.threads) : spec_.engine.threads;
   }
   RunLog& log() override { return log_; }
+  std::unique_ptr<KeyValue> open_shared(std::string_view name) override {
+    if (options_.open_shared) return options_.open_shared(name);
+    return std::make_unique<store::SharedNamespace>(store_, store::shared_prefix(name));
+  }
   void commit_step(StepContext& context) override;
 
  private:

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -31,6 +32,10 @@ struct RunOptions {
   // caps its workers at the core count unless the front end that hosts the
   // runs raises tbb::global_control::max_allowed_parallelism once.
   unsigned max_threads = 0;
+  // Opens a namespace of what pipelines share (Context::shared()). Unset:
+  // the namespaces live in the run's own store. The daemon's workers reach
+  // the daemon's shared store instead, so that pipelines share them.
+  std::function<std::unique_ptr<KeyValue>(std::string_view name)> open_shared = nullptr;
 };
 
 struct RunSnapshot {

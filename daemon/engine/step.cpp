@@ -93,11 +93,7 @@ StepContext::StepContext(RunServices& run, const spec::StepSpec& spec, RunInfo i
 KeyValue& StepContext::shared(std::string_view name) {
   std::lock_guard lock(shared_mutex_);
   auto it = shared_.find(name);
-  if (it == shared_.end()) {
-    std::string prefix;
-    store::append_text(prefix, name);
-    it = shared_.emplace(std::string(name), std::make_unique<store::SharedNamespace>(run_.store(), prefix)).first;
-  }
+  if (it == shared_.end()) it = shared_.emplace(std::string(name), run_.open_shared(name)).first;
   return *it->second;
 }
 

@@ -53,6 +53,8 @@ class RunServices {
   virtual void progress(const std::string& step, double done, double total, std::string_view unit) = 0;
   virtual unsigned threads() const = 0;
   virtual RunLog& log() = 0;
+  // A namespace of what pipelines share (see RunOptions::open_shared).
+  virtual std::unique_ptr<KeyValue> open_shared(std::string_view name) = 0;
   // Context::commit(): makes `step`'s state and the run's counters durable now.
   virtual void commit_step(StepContext& step) = 0;
 };
@@ -86,7 +88,7 @@ class StepContext : public Context {
   store::CheckpointedState state_;
   std::unique_ptr<Logger> logger_;
   std::mutex shared_mutex_;
-  std::map<std::string, std::unique_ptr<store::SharedNamespace>, std::less<>> shared_;
+  std::map<std::string, std::unique_ptr<KeyValue>, std::less<>> shared_;
 };
 
 struct Step {

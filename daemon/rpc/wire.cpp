@@ -66,20 +66,20 @@ std::shared_ptr<apache::thrift::protocol::TProtocolFactory> binary_protocol_fact
                                                                             false, true);
 }
 
-Connection::Connection(const std::string& socket_path, std::chrono::milliseconds timeout) {
+std::shared_ptr<apache::thrift::protocol::TProtocol> open_socket(const std::string& socket_path,
+                                                                 std::chrono::milliseconds timeout) {
   auto socket = std::make_shared<apache::thrift::transport::TSocket>(socket_path, wire_limits());
   socket->setConnTimeout(static_cast<int>(timeout.count()));
   socket->setRecvTimeout(static_cast<int>(timeout.count()));
   socket->setSendTimeout(static_cast<int>(timeout.count()));
-  transport_ = std::make_shared<TFramedTransport>(socket, wire_limits());
-  client_ = std::make_unique<DistillClient>(
-      std::make_shared<TBinaryProtocol>(transport_, kMaxStringBytes, kMaxContainerItems, false, true));
-  transport_->open();
+  auto transport = std::make_shared<TFramedTransport>(socket, wire_limits());
+  transport->open();
+  return std::make_shared<TBinaryProtocol>(transport, kMaxStringBytes, kMaxContainerItems, false, true);
 }
 
-Connection::~Connection() {
+void close_quietly(apache::thrift::protocol::TProtocol& protocol) {
   try {
-    transport_->close();
+    protocol.getTransport()->close();
   } catch (const std::exception&) {
     // Closing a broken connection: nothing left to do.
   }

@@ -1,6 +1,6 @@
 // How control-plane bytes travel: the framed binary protocol on a UNIX
-// socket with the limits that make hostile frames harmless (the server's
-// factories, the client's connection), and the reports a worker process
+// socket with the limits that make hostile frames harmless (the servers'
+// factories, the clients' connections), and the reports a worker process
 // sends its daemon over a pipe (the same IDL structs, framed the same way).
 #pragma once
 
@@ -14,6 +14,7 @@
 #include <string>
 
 #include "rpc/Distill.h"
+#include "rpc/SharedState.h"
 
 namespace distill::rpc {
 
@@ -28,19 +29,25 @@ std::shared_ptr<apache::thrift::TConfiguration> wire_limits();
 std::shared_ptr<apache::thrift::transport::TTransportFactory> framed_transport_factory();
 std::shared_ptr<apache::thrift::protocol::TProtocolFactory> binary_protocol_factory();
 
-// A client connected to the daemon's socket. Throws
+// A framed, limited connection to a UNIX socket. Throws
 // apache::thrift::transport::TTransportException when nothing answers there.
+std::shared_ptr<apache::thrift::protocol::TProtocol> open_socket(const std::string& socket_path,
+                                                                 std::chrono::milliseconds timeout);
+void close_quietly(apache::thrift::protocol::TProtocol& protocol);
+
+// A client (DistillClient, SharedStateClient) connected to one of the daemon's sockets.
+template <class Client>
 class Connection {
  public:
-  Connection(const std::string& socket_path, std::chrono::milliseconds timeout);
-  ~Connection();
+  Connection(const std::string& socket_path, std::chrono::milliseconds timeout)
+      : client_(open_socket(socket_path, timeout)) {}
+  ~Connection() { close_quietly(*client_.getOutputProtocol()); }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
-  DistillClient& client() { return *client_; }
+  Client& client() { return client_; }
 
  private:
-  std::shared_ptr<apache::thrift::transport::TTransport> transport_;
-  std::unique_ptr<DistillClient> client_;
+  Client client_;
 };
 
 // A worker's report: its run's status, or one of its log lines.

@@ -160,7 +160,8 @@ void Controller::launch(Pipeline& pipeline, bool new_run, std::chrono::milliseco
   pipeline.threads = static_cast<std::int32_t>(std::max<std::size_t>(1, budget / (supervisor_.running() + 1)));
   Launch launch{r.name,
                 {options_.distilld.string(), "run-worker", "--pipeline-text", text_file.string(), "--file", r.file,
-                 "--state", (dir / "state").string(), "--threads", std::to_string(pipeline.threads)},
+                 "--state", (dir / "state").string(), "--threads", std::to_string(pipeline.threads),
+                 "--shared-socket", (options_.state_dir / "shared.sock").string()},
                 dir / "worker.log"};
   if (new_run) launch.argv.push_back("--new-run");
   supervisor_.launch(std::move(launch), delay);

@@ -16,6 +16,7 @@
 #include "rpc/wire.h"
 #include "server/controller.h"
 #include "server/handler.h"
+#include "server/shared_service.h"
 
 namespace distill::server {
 namespace {
@@ -28,6 +29,57 @@ constexpr int kClientTimeoutMs = 60000;
 constexpr auto kListenTimeout = std::chrono::seconds(10);
 
 void say(const std::string& message) { std::cerr << "distilld serve: " << message << std::endl; }
+
+// A threaded Thrift server on a UNIX socket created mode 0600 (under a
+// umask of 0177, so it is never open to others, even for a moment).
+class Listener {
+ public:
+  Listener(const fs::path& path, std::shared_ptr<apache::thrift::TProcessor> processor) : path_(path) {
+    std::error_code ec;
+    fs::remove(path_, ec);
+    auto socket = std::make_shared<apache::thrift::transport::TServerSocket>(path_.string());
+    socket->setRecvTimeout(kClientTimeoutMs);
+    socket->setSendTimeout(kClientTimeoutMs);
+    std::promise<void> listening;
+    std::future<void> listened = listening.get_future();
+    socket->setListenCallback([&](THRIFT_SOCKET) {
+      ::chmod(path_.c_str(), S_IRUSR | S_IWUSR);
+      listening.set_value();
+    });
+    server_ = std::make_unique<apache::thrift::server::TThreadedServer>(
+        processor, socket, rpc::framed_transport_factory(), rpc::binary_protocol_factory());
+    const mode_t old_mask = ::umask(0177);
+    thread_ = std::thread([this] {
+      try {
+        server_->serve();
+      } catch (const std::exception& e) {
+        say("the socket " + path_.string() + " failed: " + e.what());
+        ::kill(::getpid(), SIGTERM);
+      }
+    });
+    const bool ready = listened.wait_for(kListenTimeout) == std::future_status::ready;
+    ::umask(old_mask);
+    if (!ready) {
+      stop();
+      throw std::runtime_error("cannot listen on " + path_.string());
+    }
+  }
+  ~Listener() { stop(); }
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+ private:
+  void stop() {
+    if (!thread_.joinable()) return;
+    server_->stop();
+    thread_.join();
+    std::error_code ec;
+    fs::remove(path_, ec);
+  }
+  fs::path path_;
+  std::unique_ptr<apache::thrift::server::TThreadedServer> server_;
+  std::thread thread_;
+};
 
 bool prepare_state_dir(const fs::path& dir) {
   std::error_code ec;
@@ -71,40 +123,19 @@ int serve(const ServeOptions& options) {
     return 1;
   }
 
-  // The database's lock proves no other daemon serves this folder: a
-  // socket file left there is stale.
+  // The database's lock proves no other daemon serves this folder: socket
+  // files left there are stale.
   const fs::path socket_path = state_dir / "control.sock";
-  std::error_code ec;
-  fs::remove(socket_path, ec);
-  auto server_socket = std::make_shared<apache::thrift::transport::TServerSocket>(socket_path.string());
-  server_socket->setRecvTimeout(kClientTimeoutMs);
-  server_socket->setSendTimeout(kClientTimeoutMs);
-  std::promise<void> listening;
-  server_socket->setListenCallback([&](THRIFT_SOCKET) {
-    ::chmod(socket_path.c_str(), S_IRUSR | S_IWUSR);
-    listening.set_value();
-  });
-  auto handler = std::make_shared<Handler>(*controller);
-  apache::thrift::server::TThreadedServer server(std::make_shared<rpc::DistillProcessor>(handler), server_socket,
-                                                 rpc::framed_transport_factory(), rpc::binary_protocol_factory());
-  // The socket is created with no permission for group and others; the
-  // listen callback makes sure of it.
-  const mode_t old_mask = ::umask(0177);
-  std::future<void> listened = listening.get_future();
-  std::thread serving([&] {
-    try {
-      server.serve();
-    } catch (const std::exception& e) {
-      say(std::string("the control socket failed: ") + e.what());
-      ::kill(::getpid(), SIGTERM);
-    }
-  });
-  const bool ready = listened.wait_for(kListenTimeout) == std::future_status::ready;
-  ::umask(old_mask);
-  if (!ready) {
-    say("cannot listen on " + socket_path.string());
-    server.stop();
-    serving.join();
+  const fs::path shared_socket_path = state_dir / "shared.sock";
+  std::unique_ptr<Listener> control;
+  std::unique_ptr<Listener> shared;
+  try {
+    auto shared_service = std::make_shared<SharedService>(state_dir / "shared");
+    shared = std::make_unique<Listener>(shared_socket_path, std::make_shared<rpc::SharedStateProcessor>(shared_service));
+    control = std::make_unique<Listener>(
+        socket_path, std::make_shared<rpc::DistillProcessor>(std::make_shared<Handler>(*controller)));
+  } catch (const std::exception& e) {
+    say(e.what());
     return 1;
   }
   controller->resume_interrupted();
@@ -122,10 +153,9 @@ int serve(const ServeOptions& options) {
     break;
   }
   const auto began = std::chrono::steady_clock::now();
-  server.stop();
-  serving.join();
+  control.reset();  // no more calls; then the workers stop, still reaching the shared store
   controller->shut_down();
-  fs::remove(socket_path, ec);
+  shared.reset();
   say("stopped after " +
       std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count()) + " s");
   return 0;

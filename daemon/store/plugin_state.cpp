@@ -4,6 +4,8 @@
 
 #include <rocksdb/db.h>
 
+#include "store/keys.h"
+
 namespace distill::store {
 namespace {
 
@@ -80,6 +82,12 @@ void CheckpointedState::move_pending_to(WriteSet& writes) {
 }
 
 void CheckpointedState::discard_pending() { pending_.clear(); }
+
+std::string shared_prefix(std::string_view name) {
+  std::string prefix;
+  append_text(prefix, name);
+  return prefix;
+}
 
 std::optional<std::string> SharedNamespace::get(std::string_view key) {
   return store_.get(Family::Shared, prefix_ + std::string(key));

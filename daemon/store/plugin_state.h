@@ -36,6 +36,9 @@ class CheckpointedState : public KeyValue {
   WriteBuffer pending_;  // by the plugin's key (without prefix_)
 };
 
+// The key prefix of the shared namespace `name`.
+std::string shared_prefix(std::string_view name);
+
 class SharedNamespace : public KeyValue {
  public:
   SharedNamespace(Store& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}

@@ -20,6 +20,7 @@ constexpr std::array<const char*, 7> kFamilyNames = {"runs",   "checkpoints", "p
 
 std::vector<Family> families_of(Store::Layout layout) {
   if (layout == Store::Layout::Daemon) return {Family::Pipelines, Family::Revisions};
+  if (layout == Store::Layout::Shared) return {Family::Shared};
   return {Family::Runs, Family::Checkpoints, Family::PluginState, Family::Drops, Family::Shared};
 }
 

@@ -6,7 +6,9 @@
 //   plugin_state  pipeline \0 step \0 user-key    -> plugin bytes
 //   drops         pipeline \0 run step(u32) reason \0 seq(u64) -> sampled dropped record JSON
 //   shared        namespace \0 user-key           -> bytes (caches shared by pipelines)
-// The daemon's own database (Layout::Daemon, see server/catalog.h):
+// The daemon's store of what pipelines share (Layout::Shared, see
+// server/shared_service.h) has only the family `shared`. The daemon's own
+// database (Layout::Daemon, see server/catalog.h):
 //   pipelines     name                            -> the pipeline's record JSON
 //   revisions     name \0 revision(u64)           -> a submitted pipeline file JSON
 #pragma once
@@ -62,7 +64,7 @@ class WriteSet {
 class Store {
  public:
   enum class Mode { ReadWrite, ReadOnly };
-  enum class Layout { Pipeline, Daemon };
+  enum class Layout { Pipeline, Daemon, Shared };
   // Opens the database in `dir`, creating it in ReadWrite mode. ReadOnly
   // works while another process has it open for writing (it sees the data
   // as of opening). Throws StoreError naming the folder and RocksDB's

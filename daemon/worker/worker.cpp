@@ -16,6 +16,7 @@
 #include "rpc/convert.h"
 #include "rpc/wire.h"
 #include "spec/pipeline_spec.h"
+#include "worker/remote_shared.h"
 
 namespace distill::worker {
 namespace {
@@ -127,6 +128,12 @@ int run_worker(const WorkerOptions& options) {
   engine::RunOptions run_options;
   run_options.new_run = options.new_run;
   run_options.max_threads = options.threads;
+  if (!options.shared_socket.empty()) {
+    auto link = std::make_shared<SharedLink>(options.shared_socket);
+    run_options.open_shared = [link](std::string_view name) -> std::unique_ptr<KeyValue> {
+      return std::make_unique<RemoteNamespace>(link, std::string(name));
+    };
+  }
   engine::Run run(*store, spec, run_options);
   std::thread executor([&] { run.execute(); });
   while (run.snapshot().status == store::RunStatus::Running) {

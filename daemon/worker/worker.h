@@ -15,6 +15,8 @@ struct WorkerOptions {
   std::filesystem::path state_dir;      // the pipeline's own database
   unsigned threads = 0;                 // the daemon's share of its budget; 0: the pipeline's own
   bool new_run = false;
+  // The daemon's shared store (Context::shared()); empty: the pipeline's own store.
+  std::string shared_socket;
   int report_fd = 3;
 };
 

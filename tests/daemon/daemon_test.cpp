@@ -17,6 +17,7 @@
 
 #include "corpus.h"
 #include "process.h"
+#include "teacher_server.h"
 #include "test_dir.h"
 
 namespace {
@@ -356,6 +357,35 @@ TEST_F(DaemonTest, ThePythonClientExampleWorks) {
   EXPECT_NE(client.output.find("exact_dedupe: dropped duplicate "), std::string::npos) << client.output;
   EXPECT_NE(client.output.find("no pipeline named 'nope'"), std::string::npos) << client.output;
   EXPECT_EQ(state_of("py"), "completed");
+}
+
+// Two pipelines of one daemon, each in its own worker process, share the
+// teacher cache the daemon owns: the second pays for nothing.
+TEST_F(DaemonTest, PipelinesShareTheTeacherCache) {
+  TeacherServer teacher(dir_.path(), {"--threads", "16"});
+  std::string prompts;
+  for (int i = 0; i < 150; ++i) prompts += "{\"prompt\": \"Spell " + std::to_string(3000 + i * 11) + "\"}\n";
+  write_file(dir_ / "prompts.jsonl", prompts);
+  auto yaml = [&](const std::string& name) {
+    return "name: " + name +
+           "\nengine: {batch_size: 16, checkpoint_every_records: 32}\n"
+           "source: {plugin: prompts, path: ../prompts.jsonl}\n"
+           "stages:\n  - {plugin: teacher, base_url: \"" + teacher.base_url() +
+           "\", model: teacher-small, concurrency: 8, retries: {base_ms: 20, max_ms: 200}}\n"
+           "sinks: [{plugin: jsonl, dir: out}]\n";
+  };
+  start_daemon();
+  ASSERT_EQ(ctl("submit " + write_pipeline("first", yaml("first"))).exit_code, 0);
+  ASSERT_EQ(ctl("submit " + write_pipeline("second", yaml("second"))).exit_code, 0);
+  ASSERT_EQ(ctl("start first").exit_code, 0);
+  ASSERT_TRUE(wait_for_state("first", "completed", 120s)) << ctl("status first").output;
+  EXPECT_EQ(teacher.paid_calls(), 150u);
+  ASSERT_EQ(ctl("start second").exit_code, 0);
+  ASSERT_TRUE(wait_for_state("second", "completed", 120s)) << ctl("status second").output;
+  EXPECT_EQ(teacher.paid_calls(), 150u) << "the second pipeline paid again for answers the first had";
+  EXPECT_NE(ctl("status second").output.find("cache_hits                                   150"), std::string::npos)
+      << ctl("status second").output;
+  EXPECT_EQ(read_dir(dir_ / "first" / "out").size(), read_dir(dir_ / "second" / "out").size());
 }
 
 }  // namespace
