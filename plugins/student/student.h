@@ -91,7 +91,7 @@ struct TrainResult {
   bool completed = false;  // false: cancelled; the last checkpoint stands
   std::int64_t steps = 0;
   EvalResult final_eval;
-  double tokens_per_s = 0;  // training tokens (padding excluded) per second
+  double tokens_per_s = 0;  // training tokens (prompt and response, padding excluded) per second
   std::vector<NamedTensor> weights;  // Hugging Face names and layout; set when completed
 };
 

@@ -149,6 +149,7 @@ int run_generate(const std::vector<std::string>& args) {
   CLI::App app{"the student's answers: greedy by default, in the chat template of training", "distilld generate"};
   std::string dir, prompt, file, system;
   bool no_system = false;
+  bool logits = false;
   SamplingOptions options;
   unsigned threads = 1;
   app.add_option("student", dir, "the student folder (the student sink's dir)")->required();
@@ -161,6 +162,9 @@ int run_generate(const std::vector<std::string>& args) {
   app.add_option("--top-p", options.top_p, "nucleus sampling mass")->capture_default_str();
   app.add_option("--seed", options.seed, "sampling seed")->capture_default_str();
   app.add_option("--threads", threads, "threads")->capture_default_str();
+  app.add_flag("--logits", logits,
+               "instead of answering, print the prompt's tokens (chat template applied) and the next-token logits "
+               "at each position as JSON, to check the model against another implementation");
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);
@@ -181,6 +185,11 @@ int run_generate(const std::vector<std::string>& args) {
   auto answer = [&](const std::vector<Message>& messages) {
     return tokenizer.decode(generator->generate(tokenizer.prompt_tokens(messages), tokenizer.eos(), options));
   };
+  if (!prompt.empty() && logits) {
+    const std::vector<std::int32_t> tokens = tokenizer.prompt_tokens(prompt_of({{"prompt", prompt}}, system));
+    std::cout << json({{"tokens", tokens}, {"logits", generator->logits(tokens)}}).dump() << "\n";
+    return 0;
+  }
   if (!prompt.empty()) {
     std::cout << answer(prompt_of({{"prompt", prompt}}, system)) << "\n";
     return 0;

@@ -42,6 +42,7 @@ struct Collated {
   torch::Tensor inputs, targets;
   torch::Tensor soft_rows, soft_ids, soft_probs, soft_rest;  // undefined when no soft target
   std::int64_t target_tokens = 0;
+  std::int64_t input_tokens = 0;  // padding excluded
 };
 
 Collated collate(const std::vector<const Example*>& examples, std::int32_t pad_id) {
@@ -64,6 +65,7 @@ Collated collate(const std::vector<const Example*>& examples, std::int32_t pad_i
     const Example& e = *examples[static_cast<std::size_t>(b)];
     const auto length = static_cast<std::int64_t>(e.tokens.size());
     for (std::int64_t t = 0; t + 1 < length; ++t) inputs[b][t] = e.tokens[static_cast<std::size_t>(t)];
+    c.input_tokens += std::max<std::int64_t>(0, length - 1);
     for (std::int64_t t = std::max<std::int64_t>(1, e.response_start); t < length; ++t) {
       targets[b][t - 1] = e.tokens[static_cast<std::size_t>(t)];
       ++c.target_tokens;
@@ -243,7 +245,7 @@ TrainResult train(const ModelShape& shape, const TrainSettings& s, const std::ve
     optimizer.step();
     ++step;
 
-    tokens += c.target_tokens;
+    tokens += c.input_tokens;
     busy_s += std::chrono::duration<double>(Clock::now() - t0).count();
     hooks.gauge("train_loss", ce.item<double>());
     hooks.gauge("learning_rate", lr);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <stdexcept>
 
 namespace distill::student {
@@ -121,6 +122,9 @@ Vocab read_vocab(const ExportTokenizer& tokenizer, std::string_view model_bytes,
     v.scores.push_back(-1000.0f);
     v.types.push_back(TokenType::Unused);
   }
+  std::set<std::string_view> seen;
+  for (const auto& token : v.tokens)
+    if (!seen.insert(token).second) fail("token " + token + " appears twice; llama.cpp needs unique tokens");
   if (bytes != 256) fail("has " + std::to_string(bytes) + " byte pieces, not 256: train it with byte_fallback=true");
   v.bos = sp.bos_id();
   v.eos = sp.eos_id();
