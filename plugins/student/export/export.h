@@ -57,7 +57,8 @@ enum class GgufType { F32, F16 };
 void write_hf(const std::filesystem::path& dir, const ModelShape& shape, const std::vector<NamedTensor>& tensors,
               const ExportTokenizer& tokenizer, int max_new_tokens_default);
 
-// Writes one GGUF v3 file (llama architecture, SentencePiece vocabulary).
+// Writes one GGUF v3 file (llama architecture, SentencePiece vocabulary),
+// creating its folder when missing.
 // With F16, matrices are stored as F16 and 1-D tensors (norms) stay F32.
 // q_proj/k_proj rows are permuted for llama.cpp's interleaved rotary pairs.
 void write_gguf(const std::filesystem::path& file, const ModelShape& shape, const std::vector<NamedTensor>& tensors,
