@@ -24,7 +24,7 @@ std::vector<ParamSpec> student_params() {
                                   p::Choice("type", "SentencePiece model type (llama.cpp reproduces bpe exactly)",
                                             {"bpe", "unigram"})
                                       .default_value("bpe"),
-                                  p::Int("vocab_size", "vocabulary size").default_value("512").min(300).max(1000000),
+                                  p::Int("vocab_size", "vocabulary size").default_value("512").min(300).max(262144),
                               }),
                     p::Path("path", "an existing SentencePiece tokenizer.model instead (e.g. the teacher's)"),
                 }),
@@ -37,11 +37,11 @@ std::vector<ParamSpec> student_params() {
                         .default_value("4")
                         .min(1)
                         .max(1024),
-                    p::Int("ffn", "SwiGLU hidden size").default_value("1024").min(1).max(1048576),
+                    p::Int("ffn", "SwiGLU hidden size").default_value("1024").min(1).max(262144),
                     p::Int("max_seq", "longest sequence in tokens (prompt + answer)")
                         .default_value("128")
                         .min(8)
-                        .max(1048576),
+                        .max(65536),
                     p::Bool("tie_embeddings", "share the input embedding and the output layer").default_value("true"),
                     p::Double("rope_theta", "rotary embedding base").default_value("10000").min(1),
                 }),

@@ -9,8 +9,12 @@
 #     .ci/demo) answering pipelines/data/test_prompts.jsonl greedily, by
 #     `distilld generate` and by llama.cpp (node-llama-cpp) on its GGUF:
 #     wall seconds for the whole batch (model loading included) and tokens/s.
+# Both sides run with OMP_WAIT_POLICY=PASSIVE, as the student plugin sets
+# it: libgomp's default active wait makes 2 threads several times slower
+# than 1 here, for PyTorch as much as for us.
 #   tests/bench/student_train.sh            (from the repository root)
 set -euo pipefail
+export OMP_WAIT_POLICY=PASSIVE
 cd "$(dirname "$0")/../.."
 build=${BUILD_DIR:-build}
 rounds=${ROUNDS:-3}
@@ -50,7 +54,7 @@ if [ ! -f "$student/model.gguf" ]; then
   echo "generation: no $student/model.gguf (run bash .ci/demo first)"
   exit 0
 fi
-package=$(bash tests/plugins/student/setup_llama_cpp.sh "$build/node-llama-cpp" | tail -n 1)
+package=$(bash tests/plugins/student/setup_llama_cpp.sh | tail -n 1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 $python - "$work" <<'PY'

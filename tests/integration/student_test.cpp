@@ -176,8 +176,7 @@ TEST_F(StudentTest, TheHuggingFaceExportGivesOurLogitsInPyTorch) {
 
 TEST_F(StudentTest, LlamaCppGivesOurGreedyAnswersFromTheGguf) {
   ASSERT_EQ(reference_->exit_code, 0) << reference_->output;
-  const std::string build = std::getenv("DISTILL_BUILD_ROOT");
-  const Finished setup = run_command("bash " + source_root() + "/tests/plugins/student/setup_llama_cpp.sh " + build + "/node-llama-cpp");
+  const Finished setup = run_command("bash " + source_root() + "/tests/plugins/student/setup_llama_cpp.sh");
   ASSERT_EQ(setup.exit_code, 0) << setup.output;
   std::string package = setup.output;
   while (!package.empty() && (package.back() == '\n' || package.back() == ' ')) package.pop_back();

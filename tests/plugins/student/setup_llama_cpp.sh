@@ -2,15 +2,18 @@
 # Installs node-llama-cpp (pinned 3.21.1, its prebuilt CPU llama.cpp) into DIR
 # once, and prints the installed package's folder. Quiet and quick when it is
 # there already; a lock keeps concurrent test runs from installing twice.
-# Usage: setup_llama_cpp.sh DIR
+# DIR defaults to $DISTILL_LLAMA_CPP_DIR, else
+# ~/.cache/distilld/node-llama-cpp-3.21.1 (shared by every test and bench).
+# Usage: setup_llama_cpp.sh [DIR]
 set -euo pipefail
 version=3.21.1
-if [ $# -ne 1 ]; then
-  echo "usage: $0 DIR" >&2
+if [ $# -gt 1 ]; then
+  echo "usage: $0 [DIR]" >&2
   exit 2
 fi
-mkdir -p "$1"
-dir=$(cd "$1" && pwd)
+target=${1:-${DISTILL_LLAMA_CPP_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/distilld/node-llama-cpp-$version}}
+mkdir -p "$target"
+dir=$(cd "$target" && pwd)
 package="$dir/node_modules/node-llama-cpp"
 
 installed() {
