@@ -71,7 +71,15 @@ std::string progress_block(const engine::RunSnapshot& s) {
     if (s.finish_total > 0)
       out << " " << bar(s.finish_done / s.finish_total, 20) << " " << fixed(s.finish_done, 0) << "/"
           << fixed(s.finish_total, 0) << " " << s.finish_unit;
+    else if (!s.finish_unit.empty())
+      out << ": " << s.finish_unit;
     out << "\n";
+    for (const StepStats& step : s.steps)
+      if (step.step == s.finishing_step && !step.gauges.empty()) {
+        out << "   ";
+        for (const auto& [name, value] : step.gauges) out << " " << name << " " << gauge_text(value);
+        out << "\n";
+      }
   }
   return out.str();
 }

@@ -54,7 +54,9 @@ void Registry::load_dir(const std::filesystem::path& dir) {
   auto collect = [&files](const std::filesystem::path& folder) {
     std::error_code err;
     for (const auto& entry : std::filesystem::directory_iterator(folder, err))
-      if (entry.is_regular_file() && entry.path().extension() == ".so") files.push_back(entry.path());
+      if (entry.is_regular_file() && entry.path().extension() == ".so" &&
+          !entry.path().filename().string().starts_with("lib"))  // a plugin's own library, not a plugin
+        files.push_back(entry.path());
   };
   collect(dir);
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec))

@@ -229,6 +229,32 @@ std::vector<TokenLogprob> read_logprobs(dom::element value, const std::string& p
   return tokens;
 }
 
+// distilld's own output shape (record_json.h): [{"token", "logprob",
+// "top": [[token, logprob], ...]}, ...], so a curated set read back keeps
+// the teacher's logprobs for token-level distillation.
+std::vector<TokenLogprob> read_own_logprobs(dom::element value, const std::string& path) {
+  const std::vector<dom::element> items = as_array(value, path);
+  std::vector<TokenLogprob> tokens;
+  tokens.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string item_path = index_path(path, i);
+    const dom::object token = as_object(items[i], item_path);
+    TokenLogprob out;
+    out.token = as_string(require_member(token, "token", item_path), member_path(item_path, "token"));
+    out.logprob = as_number(require_member(token, "logprob", item_path), member_path(item_path, "logprob"));
+    if (const std::optional<dom::element> top = find_member(token, "top")) {
+      const std::string top_path = member_path(item_path, "top");
+      for (const dom::element& pair : as_array(*top, top_path)) {
+        const std::vector<dom::element> parts = as_array(pair, top_path);
+        if (parts.size() != 2) dead(kWrongType, top_path + " holds a pair that is not [token, logprob]");
+        out.top.push_back({std::string(as_string(parts[0], top_path)), as_number(parts[1], top_path)});
+      }
+    }
+    tokens.push_back(std::move(out));
+  }
+  return tokens;
+}
+
 Usage read_usage(dom::element value, const std::string& path) {
   const dom::object usage = as_object(value, path);
   Usage out;
@@ -390,6 +416,8 @@ void read_messages(dom::object root, LineResult& out) {
   if (!content) dead(kNoContent, no_content_detail(last, path));
   record.response = content_text(*content, member_path(path, "content"));
   record.reasoning = reasoning_text(last, path);
+  if (const std::optional<dom::element> logprobs = find_member(root, "logprobs"))
+    record.logprobs = read_own_logprobs(*logprobs, "logprobs");
   out.records.push_back(std::move(record));
 }
 

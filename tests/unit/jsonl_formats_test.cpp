@@ -3,6 +3,8 @@
 // the Batch API input index.
 #include "formats.h"
 
+#include <distill/record_json.h>
+
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
@@ -479,6 +481,30 @@ TEST(JsonlFormats, MutatedLinesNeverThrow) {
     ASSERT_NO_THROW(result = parser.parse(line)) << line;
     EXPECT_NE(result.records.empty(), result.dead_reason.empty()) << line;
   }
+}
+
+}  // namespace
+}  // namespace distill::jsonl
+
+namespace distill::jsonl {
+namespace {
+
+// What the jsonl sink writes (the SDK's record JSON) reads back with its
+// logprobs, so a curated set can train a student with token-level KD.
+TEST(JsonlFormats, OwnOutputReadsBackWithLogprobs) {
+  distill::Record written;
+  written.prompt = {{"system", "Be brief."}, {"user", "Spell 42."}};
+  written.response = "four two";
+  written.logprobs = {{"four", -0.1, {{"four", -0.1}, {"five", -2.5}}}, {" two", -0.2, {}}};
+  written.id = "abc";
+  const LineResult result = parse_line(distill::to_json_text(written), Format::Auto);
+  ASSERT_EQ(result.records.size(), 1u);
+  const distill::Record& read = result.records[0];
+  EXPECT_EQ(read.prompt, written.prompt);
+  EXPECT_EQ(read.response, written.response);
+  EXPECT_EQ(read.logprobs, written.logprobs);
+  expect_dead(parse_line(R"({"messages":[{"role":"assistant","content":"x"}],"logprobs":[{"token":"x","logprob":0,"top":[["x"]]}]})"),
+              "wrong_type", "logprobs[0].top");
 }
 
 }  // namespace

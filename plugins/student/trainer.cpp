@@ -1,0 +1,272 @@
+// The training loop: batches in a seeded order per epoch, cross-entropy on
+// response tokens (sequence-level KD) mixed with a forward KL on the
+// teacher's top-k where it covers a position (token-level KD), AdamW with
+// warmup and a cosine decay, gradient clipping, periodic evaluation, and
+// checkpoints (weights, optimiser, step) from which a resumed run reaches
+// the same weights as an uninterrupted one.
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <sstream>
+
+#include "atomic_file.h"
+#include "model.h"
+
+namespace distill::student {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::int64_t kIgnore = -100;
+
+// The order of the examples in `epoch`: a Fisher-Yates shuffle drawn from
+// the seed and the epoch alone, so a resumed run recomputes it exactly.
+std::vector<std::size_t> epoch_order(std::size_t count, std::uint64_t seed, std::int64_t epoch) {
+  std::vector<std::size_t> order(count);
+  for (std::size_t i = 0; i < count; ++i) order[i] = i;
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + static_cast<std::uint64_t>(epoch));
+  for (std::size_t i = count; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+  return order;
+}
+
+double learning_rate(const TrainSettings& s, std::int64_t step, std::int64_t total) {
+  if (step < s.warmup_steps) return s.lr * static_cast<double>(step + 1) / s.warmup_steps;
+  const double span = std::max<std::int64_t>(1, total - s.warmup_steps);
+  const double progress = std::min(1.0, static_cast<double>(step - s.warmup_steps) / span);
+  const double floor = s.lr * s.min_lr_ratio;
+  return floor + (s.lr - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+// A padded batch: inputs [B, T], targets [B, T] (kIgnore outside
+// responses), and the soft targets' rows in the flattened [B*T] logits.
+struct Collated {
+  torch::Tensor inputs, targets;
+  torch::Tensor soft_rows, soft_ids, soft_probs, soft_rest;  // undefined when no soft target
+  std::int64_t target_tokens = 0;
+  std::int64_t input_tokens = 0;  // padding excluded
+};
+
+Collated collate(const std::vector<const Example*>& examples, std::int32_t pad_id) {
+  std::int64_t width = 1;
+  std::size_t soft_width = 0, soft_count = 0;
+  for (const Example* e : examples) {
+    width = std::max<std::int64_t>(width, static_cast<std::int64_t>(e->tokens.size()) - 1);
+    soft_count += e->soft.size();
+    for (const SoftTarget& s : e->soft) soft_width = std::max(soft_width, s.ids.size());
+  }
+  const auto rows = static_cast<std::int64_t>(examples.size());
+  Collated c;
+  c.inputs = torch::full({rows, width}, pad_id, torch::kLong);
+  c.targets = torch::full({rows, width}, kIgnore, torch::kLong);
+  auto inputs = c.inputs.accessor<std::int64_t, 2>();
+  auto targets = c.targets.accessor<std::int64_t, 2>();
+  std::vector<std::int64_t> soft_rows, soft_ids;
+  std::vector<float> soft_probs, soft_rest;
+  for (std::int64_t b = 0; b < rows; ++b) {
+    const Example& e = *examples[static_cast<std::size_t>(b)];
+    const auto length = static_cast<std::int64_t>(e.tokens.size());
+    for (std::int64_t t = 0; t + 1 < length; ++t) inputs[b][t] = e.tokens[static_cast<std::size_t>(t)];
+    c.input_tokens += std::max<std::int64_t>(0, length - 1);
+    for (std::int64_t t = std::max<std::int64_t>(1, e.response_start); t < length; ++t) {
+      targets[b][t - 1] = e.tokens[static_cast<std::size_t>(t)];
+      ++c.target_tokens;
+    }
+    for (const SoftTarget& s : e.soft) {
+      soft_rows.push_back(b * width + s.position - 1);
+      for (std::size_t k = 0; k < soft_width; ++k) {
+        soft_ids.push_back(k < s.ids.size() ? s.ids[k] : 0);
+        soft_probs.push_back(k < s.ids.size() ? s.probs[k] : 0.0f);
+      }
+      soft_rest.push_back(s.rest);
+    }
+  }
+  if (soft_count > 0) {
+    const auto n = static_cast<std::int64_t>(soft_count), k = static_cast<std::int64_t>(soft_width);
+    c.soft_rows = torch::tensor(soft_rows, torch::kLong);
+    c.soft_ids = torch::tensor(soft_ids, torch::kLong).view({n, k});
+    c.soft_probs = torch::tensor(soft_probs).view({n, k});
+    c.soft_rest = torch::tensor(soft_rest);
+  }
+  return c;
+}
+
+// Forward KL(teacher || student) over the teacher's alternatives that are
+// one student token plus one bucket for all other mass, times T^2.
+torch::Tensor kd_loss(const torch::Tensor& logits, const Collated& c, double temperature) {
+  const torch::Tensor rows = logits.view({-1, logits.size(-1)}).index_select(0, c.soft_rows);
+  const torch::Tensor log_q = torch::log_softmax(rows / temperature, -1).gather(1, c.soft_ids);
+  const torch::Tensor present = (c.soft_probs > 0).to(torch::kFloat);
+  const torch::Tensor q_rest = torch::clamp_min(1.0 - (log_q.exp() * present).sum(1), 1e-6);
+  const torch::Tensor p = c.soft_probs;
+  const torch::Tensor known = (p * (torch::log(p.clamp_min(1e-12)) - log_q) * present).sum(1);
+  const torch::Tensor rest = c.soft_rest * (torch::log(c.soft_rest.clamp_min(1e-12)) - torch::log(q_rest)) *
+                             (c.soft_rest > 0).to(torch::kFloat);
+  return (known + rest).mean() * (temperature * temperature);
+}
+
+torch::Tensor ce_loss(const torch::Tensor& logits, const torch::Tensor& targets, torch::nn::functional::CrossEntropyFuncOptions::reduction_t reduction) {
+  return torch::nn::functional::cross_entropy(
+      logits.view({-1, logits.size(-1)}), targets.view({-1}),
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnore).reduction(reduction));
+}
+
+std::string trimmed(const std::string& text) {
+  const auto begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos) return "";
+  return text.substr(begin, text.find_last_not_of(" \t\r\n") - begin + 1);
+}
+
+EvalResult evaluate(const Llama& model, const TrainSettings& s, const std::vector<Example>& holdout,
+                    const std::vector<EvalPrompt>& prompts, const TrainHooks& hooks, std::int64_t step) {
+  torch::NoGradGuard no_grad;
+  EvalResult result;
+  result.step = step;
+  double loss_sum = 0;
+  std::int64_t tokens = 0;
+  for (std::size_t start = 0; start < holdout.size(); start += static_cast<std::size_t>(s.batch_size)) {
+    std::vector<const Example*> batch;
+    for (std::size_t i = start; i < std::min(holdout.size(), start + static_cast<std::size_t>(s.batch_size)); ++i)
+      batch.push_back(&holdout[i]);
+    const Collated c = collate(batch, s.pad_id);
+    loss_sum += ce_loss(model.forward(c.inputs), c.targets, torch::kSum).item<double>();
+    tokens += c.target_tokens;
+  }
+  result.loss = tokens ? loss_sum / static_cast<double>(tokens) : 0;
+  result.perplexity = std::exp(result.loss);
+  std::int64_t exact = 0;
+  SamplingOptions greedy;
+  greedy.max_new_tokens = s.eval_max_new_tokens;
+  for (const EvalPrompt& prompt : prompts)
+    if (trimmed(hooks.decode(generate(model, prompt.prompt, s.eos_id, greedy))) == trimmed(prompt.reference)) ++exact;
+  result.prompts = static_cast<std::int64_t>(prompts.size());
+  result.exact_match = prompts.empty() ? 0 : static_cast<double>(exact) / static_cast<double>(prompts.size());
+  return result;
+}
+
+torch::optim::AdamW make_optimizer(const Llama& model, const TrainSettings& s) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (std::size_t i = 0; i < model.parameters().size(); ++i)
+    (model.decays(i) ? decay : no_decay).push_back(model.parameters()[i]);
+  auto options = [&](double weight_decay) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(s.lr).betas({0.9, 0.95}).eps(1e-8).weight_decay(weight_decay));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, options(s.weight_decay));
+  groups.emplace_back(no_decay, options(0.0));
+  return torch::optim::AdamW(groups, torch::optim::AdamWOptions(s.lr));
+}
+
+void save_checkpoint(const std::filesystem::path& file, const Llama& model, torch::optim::AdamW& optimizer,
+                     std::int64_t step) {
+  torch::serialize::OutputArchive archive;
+  archive.write("step", torch::tensor(step, torch::kLong));
+  for (std::size_t i = 0; i < model.parameters().size(); ++i)
+    archive.write("param_" + std::to_string(i), model.parameters()[i]);
+  torch::serialize::OutputArchive optimizer_archive;
+  optimizer.save(optimizer_archive);
+  archive.write("optimizer", optimizer_archive);
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_file_atomically(file, bytes.str());
+}
+
+std::int64_t load_checkpoint(const std::filesystem::path& file, const Llama& model, torch::optim::AdamW& optimizer) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file.string());
+    torch::Tensor step;
+    archive.read("step", step);
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < model.parameters().size(); ++i) {
+      torch::Tensor saved;
+      archive.read("param_" + std::to_string(i), saved);
+      model.parameters()[i].copy_(saved);
+    }
+    torch::serialize::InputArchive optimizer_archive;
+    archive.read("optimizer", optimizer_archive);
+    optimizer.load(optimizer_archive);
+    return step.item<std::int64_t>();
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("cannot read the training checkpoint " + file.string() + ": " + e.what_without_backtrace());
+  }
+}
+
+}  // namespace
+
+TrainResult train(const ModelShape& shape, const TrainSettings& s, const std::vector<Example>& train_set,
+                  const std::vector<Example>& holdout, const std::vector<EvalPrompt>& eval_prompts,
+                  const std::filesystem::path& checkpoint_dir, const std::filesystem::path& resume_from,
+                  const TrainHooks& hooks) {
+  if (train_set.empty()) throw std::runtime_error("no training examples");
+  set_threads(s.threads);
+  Llama model(shape, s.seed);
+  torch::optim::AdamW optimizer = make_optimizer(model, s);
+  std::int64_t step = 0;
+  if (!resume_from.empty()) {
+    step = load_checkpoint(resume_from, model, optimizer);
+    hooks.log("resumed training at step " + std::to_string(step) + " from " + resume_from.string());
+  }
+  const auto batch_size = static_cast<std::size_t>(s.batch_size);
+  const auto per_epoch = static_cast<std::int64_t>((train_set.size() + batch_size - 1) / batch_size);
+  const std::int64_t total = per_epoch * s.epochs;
+  std::vector<std::size_t> order;
+  std::int64_t order_epoch = -1;
+  std::int64_t tokens = 0;
+  double busy_s = 0;
+  TrainResult result;
+  while (step < total) {
+    if (hooks.cancelled()) {
+      result.steps = step;
+      return result;
+    }
+    const auto t0 = Clock::now();
+    if (step / per_epoch != order_epoch) {
+      order_epoch = step / per_epoch;
+      order = epoch_order(train_set.size(), s.seed, order_epoch);
+    }
+    const std::size_t first = static_cast<std::size_t>(step % per_epoch) * batch_size;
+    std::vector<const Example*> examples;
+    for (std::size_t i = first; i < std::min(order.size(), first + batch_size); ++i) examples.push_back(&train_set[order[i]]);
+    const Collated c = collate(examples, s.pad_id);
+
+    const double lr = learning_rate(s, step, total);
+    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    optimizer.zero_grad();
+    const torch::Tensor logits = model.forward(c.inputs);
+    const torch::Tensor ce = ce_loss(logits, c.targets, torch::kMean);
+    torch::Tensor loss = ce;
+    if (s.kd && c.soft_rows.defined()) {
+      const torch::Tensor kd = kd_loss(logits, c, s.kd_temperature);
+      loss = (1.0 - s.kd_alpha) * ce + s.kd_alpha * kd;
+      hooks.gauge("train_kd", kd.item<double>());
+    }
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(model.parameters(), s.grad_clip);
+    optimizer.step();
+    ++step;
+
+    tokens += c.input_tokens;
+    busy_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    hooks.gauge("train_loss", ce.item<double>());
+    hooks.gauge("learning_rate", lr);
+    hooks.gauge("tokens_per_s", static_cast<double>(tokens) / busy_s);
+    hooks.progress(step, total);
+    if (s.eval_every_steps > 0 && step % s.eval_every_steps == 0 && step < total)
+      hooks.evaluated(evaluate(model, s, holdout, eval_prompts, hooks, step));
+    if (s.checkpoint_every_steps > 0 && step % s.checkpoint_every_steps == 0 && step < total) {
+      char name[32];
+      std::snprintf(name, sizeof name, "step-%08lld.pt", static_cast<long long>(step));
+      save_checkpoint(checkpoint_dir / name, model, optimizer, step);
+      hooks.checkpointed(step, checkpoint_dir / name);
+    }
+  }
+  result.completed = true;
+  result.steps = step;
+  result.tokens_per_s = busy_s > 0 ? static_cast<double>(tokens) / busy_s : 0;
+  result.final_eval = evaluate(model, s, holdout, eval_prompts, hooks, step);
+  hooks.evaluated(result.final_eval);
+  result.weights = model.weights();
+  return result;
+}
+
+}  // namespace distill::student
