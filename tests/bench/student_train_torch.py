@@ -6,6 +6,7 @@ gradient clipping and fixed-shape random token batches as
 student_train_bench. Prints one JSON line: steps, tokens per second, peak RSS.
 """
 import argparse
+import ctypes
 import json
 import math
 import resource
@@ -84,6 +85,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    # As the C++ trainer does: torch.set_num_threads leaves OpenBLAS's own
+    # thread count (all cores) alone.
+    ctypes.CDLL("libblas.so.3").openblas_set_num_threads(a.threads)
     torch.manual_seed(1)
     model = Llama(a.vocab, a.layers, a.d_model, a.heads, a.kv_heads, a.ffn, a.seq + 1)
     decay = [q for q in model.parameters() if q.dim() > 1]
