@@ -474,12 +474,20 @@ std::string log_line(const LogEntry& entry) {
   ordered_json line = ordered_json::object();
   line["t_ms"] = entry.t_ms;
   line["status"] = entry.status;
+  if (!entry.api.empty()) {
+    line["api"] = entry.api;
+    return dump(line) + '\n';
+  }
   line["model"] = entry.model;
   line["prompt_sha"] = entry.prompt_sha;
   line["n"] = entry.n;
   line["fault"] = fault_name(entry.fault);
   line["noise"] = noise_name(entry.noise);
   line["request_id"] = entry.request_id;
+  if (!entry.batch_id.empty()) {
+    line["batch_id"] = entry.batch_id;
+    line["custom_id"] = entry.custom_id;
+  }
   return dump(line) + '\n';
 }
 

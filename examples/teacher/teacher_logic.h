@@ -127,6 +127,9 @@ struct LogEntry {
   Fault fault = Fault::none;
   Noise noise = Noise::none;
   std::string request_id;
+  std::string batch_id;   // a Batch API line: its batch
+  std::string custom_id;  // a Batch API line: its custom_id
+  std::string api;        // a Files or Batch API call, e.g. "POST /v1/batches" (no prompt fields)
 };
 
 // One line of the request log, with its trailing newline.

@@ -377,11 +377,16 @@ TEST(Bodies, ErrorModelsAndLogLine) {
             json::parse(R"({"object":"list","data":[{"id":"teacher-small","object":"model","created":5,
                             "owned_by":"distill-teacher"}]})"));
 
-  LogEntry entry{123, 200, "m", "00000000000000ff", 2, Fault::slow, Noise::pii, "req_9"};
+  LogEntry entry{123, 200, "m", "00000000000000ff", 2, Fault::slow, Noise::pii, "req_9", "", "", ""};
   const std::string line = log_line(entry);
   EXPECT_EQ(line,
             "{\"t_ms\":123,\"status\":200,\"model\":\"m\",\"prompt_sha\":\"00000000000000ff\",\"n\":2,"
             "\"fault\":\"slow\",\"noise\":\"pii\",\"request_id\":\"req_9\"}\n");
+  entry.batch_id = "batch_3";
+  entry.custom_id = "dl-1";
+  EXPECT_TRUE(log_line(entry).ends_with(",\"request_id\":\"req_9\",\"batch_id\":\"batch_3\",\"custom_id\":\"dl-1\"}\n"));
+  LogEntry api{5, 201, "", "", 0, Fault::none, Noise::none, "", "", "", "POST /v1/batches"};
+  EXPECT_EQ(log_line(api), "{\"t_ms\":5,\"status\":201,\"api\":\"POST /v1/batches\"}\n");
   EXPECT_EQ(fault_name(Fault::rate_limit), "429");
   EXPECT_EQ(fault_name(Fault::server_error), "500");
   EXPECT_EQ(fault_name(Fault::reset), "reset");

@@ -1,7 +1,8 @@
 // distill-teacher: the HTTP side of the local OpenAI-compatible teacher used by
 // the demo pipeline, the integration tests and the benchmarks. Command line,
 // routes, auth, injected faults (including a reset connection), the request
-// log and graceful shutdown; every decision is made in teacher_logic.
+// log and graceful shutdown; every decision is made in teacher_logic and,
+// for /v1/files and /v1/batches, in batch_store.
 //
 // Responses name the model the request asked for (any name is accepted);
 // --model is what /v1/models lists.
@@ -19,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -37,6 +39,7 @@
 #include <CLI/CLI.hpp>
 #include <httplib.h>
 
+#include "batch_store.h"
 #include "teacher_logic.h"
 
 namespace {
@@ -58,6 +61,7 @@ struct Options {
   double noise = 0;
   std::string model = "teacher-small";
   std::string api_key;
+  teacher::BatchOptions batch;
 };
 
 // Appends whole lines with one write(2) each, so a reader sees every line as
@@ -201,12 +205,17 @@ bool same_secret(std::string_view a, std::string_view b) {
 
 class Teacher {
  public:
-  Teacher(const Options& options, RequestLog& log) : options_(options), log_(log), started_(std::time(nullptr)) {}
+  Teacher(const Options& options, RequestLog& log)
+      : options_(options),
+        log_(log),
+        started_(std::time(nullptr)),
+        batches_(options.batch, [&log](const teacher::LogEntry& entry) { log.append(entry); }) {}
 
   void install(Server& server) {
     server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) { models(req, res); });
     server.Post("/v1/chat/completions",
                 [this](const httplib::Request& req, httplib::Response& res) { chat(req, res); });
+    install_batch_api(server);
     server.set_error_handler(httplib::Server::HandlerWithResponse(
         [](const httplib::Request& req, httplib::Response& res) {
           if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -344,9 +353,48 @@ class Teacher {
     json(res, 200, entry.fault == teacher::Fault::malformed ? teacher::malformed_body(body) : body);
   }
 
+  // /v1/files (upload, content) and /v1/batches (create, retrieve, list, cancel).
+  void install_batch_api(Server& server) {
+    const auto route = [this](auto handler) {
+      return [this, handler](const httplib::Request& req, httplib::Response& res) {
+        if (!authorized(req, res)) return;
+        const teacher::Reply reply = handler(req);
+        json(res, reply.status, reply.body);
+      };
+    };
+    server.Post("/v1/files", route([this](const httplib::Request& req) {
+      if (!req.is_multipart_form_data() || !req.has_file("file"))
+        return teacher::Reply{400, teacher::error_body("Expected a multipart form with 'purpose' and 'file'.",
+                                                       "invalid_request_error", std::string("file"), std::nullopt)};
+      const httplib::MultipartFormData file = req.get_file_value("file");
+      const std::string purpose = req.has_file("purpose") ? req.get_file_value("purpose").content : "";
+      return batches_.upload(purpose, file.filename, file.content);
+    }));
+    server.Get(R"(/v1/files/([^/]+)/content)",
+               route([this](const httplib::Request& req) { return batches_.file_content(req.matches[1]); }));
+    server.Post("/v1/batches", route([this](const httplib::Request& req) { return batches_.create(req.body); }));
+    server.Get("/v1/batches", route([this](const httplib::Request& req) {
+      std::optional<std::string> after;
+      if (req.has_param("after")) after = req.get_param_value("after");
+      int limit = 20;
+      try {
+        if (req.has_param("limit")) limit = std::clamp(std::stoi(req.get_param_value("limit")), 1, 100);
+      } catch (const std::exception&) {
+        return teacher::Reply{400, teacher::error_body("limit must be a number.", "invalid_request_error",
+                                                       std::string("limit"), std::nullopt)};
+      }
+      return batches_.list(after, limit);
+    }));
+    server.Get(R"(/v1/batches/([^/]+))",
+               route([this](const httplib::Request& req) { return batches_.retrieve(req.matches[1]); }));
+    server.Post(R"(/v1/batches/([^/]+)/cancel)",
+                route([this](const httplib::Request& req) { return batches_.cancel(req.matches[1]); }));
+  }
+
   const Options& options_;
   RequestLog& log_;
   const std::int64_t started_;
+  teacher::BatchStore batches_;
   std::atomic<std::uint64_t> sequence_{0};
   std::atomic<int> in_flight_{0};
   static thread_local bool counted_;
@@ -398,7 +446,16 @@ int main(int argc, char** argv) {
   rate("--rate-malformed", options.rates.malformed, "Share of requests answered 200 with a cut-off JSON body");
   rate("--rate-reset", options.rates.reset, "Share of requests whose connection is reset without a response");
   rate("--noise", options.noise, "Share of prompts with a noisy answer (decided by the prompt's hash)");
+  integer("--batch-delay-ms", options.batch.delay_ms, 0, 86400000,
+          "Time from a batch's creation to its completion (validating for the first tenth)");
+  rate("--batch-fail-rate", options.batch.line_failure_rate, "Share of batch lines answered with HTTP 500 (error file)");
+  integer("--batch-expire-first", options.batch.expire_first, 0, 1000000,
+          "The first N batches expire with only the first half of their lines answered");
+  integer("--batch-malformed-output", options.batch.malformed_output_downloads, 0, 1000000,
+          "The first N downloads of batch output files are cut off (not valid JSONL)");
   CLI11_PARSE(app, argc, argv);
+  options.batch.seed = options.seed;
+  options.batch.noise = options.noise;
 
   if (const std::string problem = teacher::check_fault_rates(options.rates); !problem.empty()) {
     std::fprintf(stderr, "distill-teacher: %s\n", problem.c_str());
