@@ -290,6 +290,13 @@ int main(int argc, char** argv) {
                     "consecutive crashes after which a pipeline is not restarted")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
+  serve->add_option("--tcp", serve_options.tcp,
+                    "also listen on TCP at HOST:PORT; clients must authenticate with the token file's text");
+  serve->add_option("--token-file", serve_options.token_file,
+                    "the token TCP clients must present (default: STATE/token, made mode 0600 when missing)");
+  serve->add_option("--metrics-port", serve_options.metrics_port,
+                    "serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port, printed at start)")
+      ->check(CLI::Range(0, 65535));
 
   worker::WorkerOptions worker_options;
   auto* run_worker = app.add_subcommand("run-worker", "");  // the daemon's worker process; not for people

@@ -1,14 +1,17 @@
 // distillctl: the command line over the daemon's control socket (the same
-// Thrift IDL any client uses). Which daemon: --socket PATH, else --state
-// DIR (its DIR/control.sock), else $DISTILLD_STATE.
+// Thrift IDL any client uses). Which daemon: --connect HOST:PORT (TCP, with
+// --token-file), else --socket PATH, else --state DIR (its
+// DIR/control.sock), else $DISTILLD_STATE.
 //
 // Exit codes: 0 done; 1 the daemon refused or could not do it (the message
 // says why); 2 wrong usage; 3 no daemon answers at the socket; 4 no such
-// pipeline, plugin or run; 5 the pipeline file is invalid or unreadable.
+// pipeline, plugin or run; 5 the pipeline file is invalid or unreadable;
+// 6 the daemon did not accept the token.
 #include <CLI/CLI.hpp>
 #include <thrift/transport/TTransportException.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -27,9 +30,11 @@ using namespace distill;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-enum Exit { kOk = 0, kRefused = 1, kUsage = 2, kNoDaemon = 3, kNotFound = 4, kInvalid = 5 };
+enum Exit { kOk = 0, kRefused = 1, kUsage = 2, kNoDaemon = 3, kNotFound = 4, kInvalid = 5, kUnauthenticated = 6 };
 
 struct Global {
+  std::string tcp;
+  std::string token_file;
   std::string socket;
   std::string state;
   std::string output = "text";
@@ -55,7 +60,49 @@ std::string socket_path(const Global& g) {
   return (fs::path(state) / "control.sock").string();
 }
 
+// The first line of the token file, for a TCP connection.
+std::string read_token(const Global& g) {
+  std::string file = g.token_file;
+  if (file.empty())
+    if (const char* env = std::getenv("DISTILLD_TOKEN_FILE")) file = env;
+  if (file.empty())
+    throw Failure{kUsage, "--connect needs the daemon's token: give --token-file FILE (the daemon's STATE/token) or "
+                          "set DISTILLD_TOKEN_FILE"};
+  std::ifstream in(file);
+  std::string token;
+  if (!in || !std::getline(in, token)) throw Failure{kUsage, "cannot read the token file " + file};
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  return token;
+}
+
+std::unique_ptr<rpc::Connection<rpc::DistillClient>> connect_tcp(const Global& g) {
+  const auto colon = g.tcp.rfind(':');
+  int port = 0;
+  try {
+    port = colon == std::string::npos ? 0 : std::stoi(g.tcp.substr(colon + 1));
+  } catch (const std::exception&) {
+    port = 0;
+  }
+  if (port <= 0 || port > 65535) throw Failure{kUsage, "--connect wants HOST:PORT, not " + g.tcp};
+  const std::string token = read_token(g);
+  std::unique_ptr<rpc::Connection<rpc::DistillClient>> connection;
+  try {
+    connection = std::make_unique<rpc::Connection<rpc::DistillClient>>(
+        rpc::open_tcp(g.tcp.substr(0, colon), port, std::chrono::milliseconds(g.timeout_ms)));
+  } catch (const apache::thrift::transport::TTransportException& e) {
+    throw Failure{kNoDaemon, "no daemon at tcp " + g.tcp + ": is it started with `distilld serve --tcp " + g.tcp +
+                                 "`? (" + e.what() + ")"};
+  }
+  try {
+    connection->client().authenticate(token);
+  } catch (const rpc::OperationError& e) {
+    throw Failure{kUnauthenticated, "the daemon at tcp " + g.tcp + " refused the token: " + e.message};
+  }
+  return connection;
+}
+
 std::unique_ptr<rpc::Connection<rpc::DistillClient>> connect(const Global& g) {
+  if (!g.tcp.empty()) return connect_tcp(g);
   const std::string path = socket_path(g);
   try {
     return std::make_unique<rpc::Connection<rpc::DistillClient>>(path, std::chrono::milliseconds(g.timeout_ms));
@@ -147,10 +194,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 done; 1 refused or failed (the message says why); 2 wrong usage; 3 no daemon at the socket;\n"
-      "4 no such pipeline, plugin or run; 5 the pipeline file is invalid or unreadable.");
+      "4 no such pipeline, plugin or run; 5 the pipeline file is invalid or unreadable; 6 the token was refused.");
   Global g;
   app.add_option("--state", g.state, "the daemon's state folder (default: $DISTILLD_STATE)");
   app.add_option("--socket", g.socket, "the daemon's socket (default: STATE/control.sock)");
+  app.add_option("--connect", g.tcp, "a daemon on TCP (distilld serve --tcp HOST:PORT), instead of its socket");
+  app.add_option("--token-file", g.token_file,
+                 "with --connect: the daemon's token file (default: $DISTILLD_TOKEN_FILE)");
   app.add_option("-o,--output", g.output, "text or json")->check(CLI::IsMember({"text", "json"}));
   app.add_option("--timeout-ms", g.timeout_ms, "how long to wait for the daemon")->check(CLI::Range(1, 3600000));
 
@@ -321,6 +371,7 @@ int main(int argc, char** argv) {
     return kInvalid;
   } catch (const rpc::OperationError& e) {
     std::cerr << "distillctl: " << e.message << "\n";
+    if (e.kind == rpc::ErrorKind::UNAUTHENTICATED) return kUnauthenticated;
     return e.kind == rpc::ErrorKind::NOT_FOUND ? kNotFound : e.kind == rpc::ErrorKind::INVALID ? kUsage : kRefused;
   } catch (const apache::thrift::TException& e) {
     std::cerr << "distillctl: the connection to the daemon failed: " << e.what() << "\n";

@@ -2,7 +2,9 @@
 // (`distilld serve`) and its clients (`distillctl`, or any Thrift client).
 //
 // Transport: framed (TFramedTransport), binary protocol (TBinaryProtocol),
-// on the UNIX socket <state>/control.sock. Frames over 4 MiB are refused.
+// on the UNIX socket <state>/control.sock, or on TCP when the daemon is
+// started with --tcp; a TCP connection must call authenticate() first.
+// Frames over 4 MiB are refused.
 //
 // Versioning: field ids are only ever added, never reused or renumbered;
 // a call or a field a client does not know is ignored by it. API_VERSION
@@ -10,7 +12,7 @@
 namespace cpp distill.rpc
 namespace py distill_rpc
 
-const i32 API_VERSION = 1
+const i32 API_VERSION = 2
 
 // What a pipeline is doing. STOPPED, PAUSED and FAILED runs resume from
 // their last checkpoint at the next start (or resume).
@@ -30,6 +32,7 @@ enum ErrorKind {
   CONFLICT = 2,   // not now: e.g. the pipeline is running
   INVALID = 3,    // the request itself is wrong (e.g. a bad name or limit)
   INTERNAL = 4,   // the daemon could not do it (e.g. its store failed)
+  UNAUTHENTICATED = 5,  // a TCP connection that has not called authenticate() with the token (API 2)
 }
 
 // Every error a call reports: `message` says what happened and what to do.
@@ -223,6 +226,11 @@ struct RescanResult {
 }
 
 service Distill {
+  // The first call on a TCP connection: the daemon's token (the text of its
+  // token file). Every other call before it fails with UNAUTHENTICATED
+  // (health(), which declares no error, with an application error). On the
+  // UNIX socket it is accepted and changes nothing. (API 2)
+  void authenticate(1: string token) throws (1: OperationError error),
   // Validates and stores a pipeline under its `name:`. A changed text is a
   // new revision (used from the next start); while the pipeline runs that
   // is refused unless `force`, which stops the run first.

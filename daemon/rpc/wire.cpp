@@ -66,15 +66,28 @@ std::shared_ptr<apache::thrift::protocol::TProtocolFactory> binary_protocol_fact
                                                                             false, true);
 }
 
-std::shared_ptr<apache::thrift::protocol::TProtocol> open_socket(const std::string& socket_path,
-                                                                 std::chrono::milliseconds timeout) {
-  auto socket = std::make_shared<apache::thrift::transport::TSocket>(socket_path, wire_limits());
+namespace {
+
+std::shared_ptr<apache::thrift::protocol::TProtocol> open_framed(
+    std::shared_ptr<apache::thrift::transport::TSocket> socket, std::chrono::milliseconds timeout) {
   socket->setConnTimeout(static_cast<int>(timeout.count()));
   socket->setRecvTimeout(static_cast<int>(timeout.count()));
   socket->setSendTimeout(static_cast<int>(timeout.count()));
   auto transport = std::make_shared<TFramedTransport>(socket, wire_limits());
   transport->open();
   return std::make_shared<TBinaryProtocol>(transport, kMaxStringBytes, kMaxContainerItems, false, true);
+}
+
+}  // namespace
+
+std::shared_ptr<apache::thrift::protocol::TProtocol> open_socket(const std::string& socket_path,
+                                                                 std::chrono::milliseconds timeout) {
+  return open_framed(std::make_shared<apache::thrift::transport::TSocket>(socket_path, wire_limits()), timeout);
+}
+
+std::shared_ptr<apache::thrift::protocol::TProtocol> open_tcp(const std::string& host, int port,
+                                                              std::chrono::milliseconds timeout) {
+  return open_framed(std::make_shared<apache::thrift::transport::TSocket>(host, port, wire_limits()), timeout);
 }
 
 void close_quietly(apache::thrift::protocol::TProtocol& protocol) {

@@ -33,6 +33,9 @@ std::shared_ptr<apache::thrift::protocol::TProtocolFactory> binary_protocol_fact
 // apache::thrift::transport::TTransportException when nothing answers there.
 std::shared_ptr<apache::thrift::protocol::TProtocol> open_socket(const std::string& socket_path,
                                                                  std::chrono::milliseconds timeout);
+// The same on TCP (distilld serve --tcp).
+std::shared_ptr<apache::thrift::protocol::TProtocol> open_tcp(const std::string& host, int port,
+                                                              std::chrono::milliseconds timeout);
 void close_quietly(apache::thrift::protocol::TProtocol& protocol);
 
 // A client (DistillClient, SharedStateClient) connected to one of the daemon's sockets.
@@ -41,6 +44,7 @@ class Connection {
  public:
   Connection(const std::string& socket_path, std::chrono::milliseconds timeout)
       : client_(open_socket(socket_path, timeout)) {}
+  explicit Connection(std::shared_ptr<apache::thrift::protocol::TProtocol> protocol) : client_(std::move(protocol)) {}
   ~Connection() { close_quietly(*client_.getOutputProtocol()); }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

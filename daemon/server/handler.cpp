@@ -1,11 +1,45 @@
 // Thrift calls passed on to the Controller.
 #include "server/handler.h"
 
+#include <chrono>
+#include <thread>
+
 namespace distill::server {
 namespace {
 
+// Compares without an early exit, so the time taken says nothing of the
+// token's characters (its length is public: 64 hex digits).
+bool same_secret(const std::string& given, const std::string& secret) {
+  if (given.size() != secret.size() || secret.empty()) return false;
+  unsigned char differ = 0;
+  for (std::size_t i = 0; i < given.size(); ++i) differ |= static_cast<unsigned char>(given[i] ^ secret[i]);
+  return differ == 0;
+}
+
+rpc::OperationError unauthenticated(const std::string& message) {
+  rpc::OperationError error;
+  error.kind = rpc::ErrorKind::UNAUTHENTICATED;
+  error.message = message;
+  return error;
+}
+
+}  // namespace
+
+void Handler::authenticate(const std::string& token) {
+  if (!token_ || same_secret(token, *token_)) {
+    authenticated_ = true;
+    return;
+  }
+  // Slows down guessing (the token has 256 bits; this only makes noise rarer).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  throw unauthenticated("wrong token: give the text of the daemon's token file (distillctl --token-file FILE)");
+}
+
 template <class F>
-void guarded(F&& call) {
+void Handler::guarded(F&& call) {
+  if (!authenticated_)
+    throw unauthenticated("authenticate first: this TCP connection must call authenticate() with the daemon's token "
+                          "(distillctl --token-file FILE)");
   try {
     call();
   } catch (const rpc::OperationError&) {
@@ -19,8 +53,6 @@ void guarded(F&& call) {
     throw error;
   }
 }
-
-}  // namespace
 
 void Handler::submit(rpc::SubmitResult& out, const rpc::SubmitRequest& request) {
   guarded([&] { out = controller_.submit(request); });
@@ -58,7 +90,9 @@ void Handler::plugins(rpc::PluginList& out) {
 void Handler::describe_plugin(rpc::PluginInfo& out, const std::string& name) {
   guarded([&] { out = controller_.describe_plugin(name); });
 }
-void Handler::health(rpc::Health& out) { out = controller_.health(); }
+void Handler::health(rpc::Health& out) {
+  guarded([&] { out = controller_.health(); });
+}
 void Handler::rescan_plugins(rpc::RescanResult& out) {
   guarded([&] { out = controller_.rescan_plugins(); });
 }

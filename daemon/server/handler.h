@@ -1,7 +1,12 @@
 // The Thrift service (rpc::DistillIf) over the Controller: each call is
 // passed on, and an error the controller did not expect becomes an
-// OperationError (INTERNAL) instead of a broken connection.
+// OperationError (INTERNAL) instead of a broken connection. A handler of a
+// TCP connection (one per connection, made by TcpHandlerFactory) refuses
+// every call until authenticate() has been given the daemon's token.
 #pragma once
+
+#include <optional>
+#include <string>
 
 #include "rpc/Distill.h"
 #include "server/controller.h"
@@ -10,7 +15,12 @@ namespace distill::server {
 
 class Handler : public rpc::DistillIf {
  public:
-  explicit Handler(Controller& controller) : controller_(controller) {}
+  // `token`: the secret a connection must present first; none: trusted
+  // (the UNIX socket, whose file mode is the access control).
+  explicit Handler(Controller& controller, std::optional<std::string> token = std::nullopt)
+      : controller_(controller), token_(std::move(token)), authenticated_(!token_) {}
+
+  void authenticate(const std::string& token) override;
 
   void submit(rpc::SubmitResult& out, const rpc::SubmitRequest& request) override;
   void validate(rpc::ValidateResult& out, const std::string& yaml, const std::string& file) override;
@@ -30,7 +40,25 @@ class Handler : public rpc::DistillIf {
                std::int32_t limit) override;
 
  private:
+  template <class F>
+  void guarded(F&& call);
+
   Controller& controller_;
+  const std::optional<std::string> token_;
+  bool authenticated_;  // one connection's handler: used by one thread at a time
+};
+
+class TcpHandlerFactory : public rpc::DistillIfFactory {
+ public:
+  TcpHandlerFactory(Controller& controller, std::string token) : controller_(controller), token_(std::move(token)) {}
+  rpc::DistillIf* getHandler(const apache::thrift::TConnectionInfo&) override {
+    return new server::Handler(controller_, token_);  // not the base's Handler typedef
+  }
+  void releaseHandler(rpc::DistillIf* handler) override { delete handler; }
+
+ private:
+  Controller& controller_;
+  const std::string token_;
 };
 
 }  // namespace distill::server

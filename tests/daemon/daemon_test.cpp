@@ -1,8 +1,11 @@
 // The daemon as its users meet it: a real `distilld serve` in a temporary
 // state folder, driven by the real distillctl over the real UNIX socket;
 // SIGKILL and SIGTERM of the daemon, a plugin that segfaults, another user,
-// and hostile bytes on the socket.
+// hostile bytes on the socket, TCP with its token, and the metrics
+// endpoint.
 #include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,6 +20,7 @@
 
 #include "corpus.h"
 #include "process.h"
+#include "rpc/wire.h"
 #include "teacher_server.h"
 #include "test_dir.h"
 
@@ -202,7 +206,7 @@ TEST_F(DaemonTest, FullLifecycle) {
       << plugins.output;
   EXPECT_EQ(ctl("plugins --describe nope").exit_code, 4);
   const Finished health = ctl("-o json health");
-  EXPECT_NE(health.output.find("\"api_version\": 1"), std::string::npos) << health.output;
+  EXPECT_NE(health.output.find("\"api_version\": 2"), std::string::npos) << health.output;
   EXPECT_NE(health.output.find("\"completed\": 1"), std::string::npos) << health.output;
 
   ASSERT_EQ(ctl("delete life").exit_code, 0);
@@ -389,3 +393,94 @@ TEST_F(DaemonTest, PipelinesShareTheTeacherCache) {
 }
 
 }  // namespace
+
+// The opt-in Prometheus endpoint: on loopback, the text format, the
+// pipeline's state and its steps' figures as `distillctl status` has them.
+TEST_F(DaemonTest, MetricsEndpointServesThePipelinesFigures) {
+  start_daemon({"--metrics-port", "0"});
+  std::smatch port;
+  const std::string log = read_file(log_file());
+  ASSERT_TRUE(std::regex_search(log, port, std::regex("metrics on http://127\\.0\\.0\\.1:([0-9]+)/metrics"))) << log;
+  ASSERT_EQ(ctl("submit " + write_pipeline("m", pipeline_yaml("m", 0))).exit_code, 0);
+  ASSERT_EQ(ctl("start m").exit_code, 0);
+  ASSERT_TRUE(wait_for_state("m", "completed", 120s)) << ctl("status m").output;
+
+  httplib::Client client("127.0.0.1", std::stoi(port[1]));
+  const httplib::Result scraped = client.Get("/metrics");
+  ASSERT_TRUE(scraped) << "no answer from the metrics endpoint";
+  EXPECT_EQ(scraped->status, 200);
+  EXPECT_NE(scraped->get_header_value("Content-Type").find("text/plain; version=0.0.4"), std::string::npos);
+  const std::string& text = scraped->body;
+  EXPECT_NE(text.find("# TYPE distilld_step_kept_total counter\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("distilld_pipeline_state{pipeline=\"m\",state=\"completed\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("distilld_pipeline_state{pipeline=\"m\",state=\"running\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("distilld_pipeline_records_read_total{pipeline=\"m\"} 30000\n"), std::string::npos) << text;
+
+  // The figures agree with the status the control plane reports.
+  const Finished status = ctl("-o json status m");
+  std::smatch dropped;
+  ASSERT_TRUE(std::regex_search(status.output, dropped, std::regex("\"duplicate\": ([0-9]+)"))) << status.output;
+  EXPECT_NE(text.find("distilld_step_dropped_by_reason_total{pipeline=\"m\",step=\"exact_dedupe\",plugin=\"exact_"
+                      "dedupe\",reason=\"duplicate\"} " + std::string(dropped[1]) + "\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(client.Get("/nothing")->status, 404);
+}
+
+// A free TCP port on loopback (the kernel's choice, released at once).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), size), 0);
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+// TCP is opt-in, and a TCP connection gets nothing before it presents the
+// daemon's token: not even health().
+TEST_F(DaemonTest, TcpNeedsTheTokenBeforeAnyOtherCall) {
+  const int port = free_port();
+  start_daemon({"--tcp", "127.0.0.1:" + std::to_string(port)});
+  const fs::path token = state() / "token";
+  ASSERT_TRUE(fs::exists(token)) << read_file(log_file());
+  EXPECT_EQ(fs::status(token).permissions() & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
+  EXPECT_EQ(read_file(token).size(), 65u) << "64 hex digits and a newline";
+
+  const std::string tcp = env("DISTILLCTL_BIN") + " --connect 127.0.0.1:" + std::to_string(port);
+  const Finished with_token = run_command(tcp + " --token-file " + token.string() + " -o json health");
+  EXPECT_EQ(with_token.exit_code, 0) << with_token.output;
+  EXPECT_NE(with_token.output.find("\"api_version\": 2"), std::string::npos) << with_token.output;
+
+  write_file(dir_ / "wrong-token", std::string(64, '0') + "\n");
+  const Finished wrong = run_command(tcp + " --token-file " + (dir_ / "wrong-token").string() + " list");
+  EXPECT_EQ(wrong.exit_code, 6) << wrong.output;
+  EXPECT_NE(wrong.output.find("refused the token: wrong token"), std::string::npos) << wrong.output;
+  const Finished without = run_command(tcp + " list");
+  EXPECT_EQ(without.exit_code, 2) << without.output;
+  EXPECT_NE(without.output.find("--connect needs the daemon's token"), std::string::npos) << without.output;
+
+  distill::rpc::Connection<distill::rpc::DistillClient> raw(distill::rpc::open_tcp("127.0.0.1", port, 5s));
+  std::vector<distill::rpc::PipelineInfo> pipelines;
+  try {
+    raw.client().list_pipelines(pipelines);
+    ADD_FAILURE() << "list_pipelines answered before authenticate()";
+  } catch (const distill::rpc::OperationError& e) {
+    EXPECT_EQ(e.kind, distill::rpc::ErrorKind::UNAUTHENTICATED);
+    EXPECT_NE(e.message.find("authenticate first"), std::string::npos) << e.message;
+  }
+  distill::rpc::Health health;
+  EXPECT_THROW(raw.client().health(health), apache::thrift::TApplicationException);
+  raw.client().authenticate(read_file(token).substr(0, 64));
+  raw.client().list_pipelines(pipelines);
+  EXPECT_TRUE(pipelines.empty());
+
+  // Without --tcp there is no TCP listener at all.
+  kill_daemon(SIGTERM);
+  EXPECT_EQ(wait_daemon(), 0);
+  start_daemon();
+  EXPECT_EQ(run_command(tcp + " --token-file " + token.string() + " health").exit_code, 3);
+}
