@@ -450,8 +450,14 @@ void Run::Impl::account(Step& step, EngineBatch& batch) {
   // (a source's decode(), a teacher's n > 1), so the mark lives in the slot.
   std::int64_t live = 0;
   std::int64_t dropped_here = 0;
+  const auto samples = static_cast<std::int64_t>(spec_.engine.drop_samples);
   for (Slot& slot : batch.batch.slots) {
     if (slot.live()) {
+      // A sink also keeps samples of what it kept, under the reason "kept".
+      const std::int64_t kept_before = step.counters.kept + live;
+      if (step.spec.kind == Kind::Sink && kept_before < samples)
+        step.pending_samples.push_back(
+            {step.spec.name, "kept", static_cast<std::uint64_t>(kept_before), to_json_text(slot.record)});
       ++live;
       continue;
     }
@@ -459,7 +465,7 @@ void Run::Impl::account(Step& step, EngineBatch& batch) {
     slot.dropped_by = step.spec.name;
     ++dropped_here;
     const std::int64_t before = step.counters.count_drop(slot.drop_reason);
-    if (before < static_cast<std::int64_t>(spec_.engine.drop_samples))
+    if (before < samples)
       step.pending_samples.push_back(
           {step.spec.name, slot.drop_reason, static_cast<std::uint64_t>(before),
            to_json_text(slot.record)});

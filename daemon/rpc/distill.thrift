@@ -130,7 +130,8 @@ struct Record {
   5: map<string, string> annotations,   // numbers as their decimal text
 }
 
-// A dropped record the run kept as a sample (the first N per step and reason).
+// A record the run kept as a sample: the first N dropped per step and reason,
+// and the first N each sink kept (step "sink:ID", reason "kept").
 struct Sample {
   1: string step,
   2: string reason,

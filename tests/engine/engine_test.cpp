@@ -228,7 +228,7 @@ TEST_F(EngineTest, ChangedPipelineDoesNotResumeAnInterruptedRun) {
   EXPECT_EQ(runs[0].error, "abandoned: run 2 was started with --new-run");
 }
 
-TEST_F(EngineTest, DropSamplesAreBoundedPerStepAndReason) {
+TEST_F(EngineTest, SamplesAreBoundedPerStepAndReasonAndSinksSampleWhatTheyKept) {
   const auto stats = make_corpus(3000, 0.2);
   Settings s;
   s.drop_samples = 3;
@@ -244,6 +244,10 @@ TEST_F(EngineTest, DropSamplesAreBoundedPerStepAndReason) {
   auto duplicates = runs.drops("test", 1, "exact_dedupe", "", 100);
   ASSERT_EQ(duplicates.size(), 3u);
   EXPECT_NE(duplicates[0].record_json.find("duplicate_of"), std::string::npos);
+  auto kept = runs.drops("test", 1, "sink:jsonl", "kept", 100);
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_EQ(kept[2].seq, 2u);
+  EXPECT_NE(kept[0].record_json.find("\"terms\":\"test-terms\""), std::string::npos) << kept[0].record_json;
 }
 
 TEST_F(EngineTest, FinishReportsProgressAndAStopDuringFinishResumesIt) {
