@@ -1,15 +1,28 @@
 // Opens the RocksDB database with distilld's column families and wraps the
 // few operations the rest of the daemon uses, turning RocksDB statuses into
-// StoreError messages that say what failed.
+// StoreError messages that say what failed. Also owns what keeps a full
+// disk from aborting the process: the free-space reserve, the refusal to
+// write after a failed write, and RocksDB's LOG written without RocksDB's
+// file writer.
 #include "store/store.h"
 
+#include <fcntl.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
 
 namespace distill::store {
 namespace {
@@ -52,6 +65,77 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name) {
   return options;
 }
 
+// The free space a write must leave on the state folder's disk: RocksDB
+// also needs room for flushes and compactions it starts by itself. On a
+// small filesystem (a test's tmpfs) a sixteenth of it.
+constexpr std::uint64_t kReserveBytes = 64u << 20;
+
+std::string readable(std::uint64_t bytes) {
+  char text[32];
+  if (bytes < 1000000)
+    std::snprintf(text, sizeof text, "%.0f kB", static_cast<double>(bytes) / 1e3);
+  else
+    std::snprintf(text, sizeof text, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return text;
+}
+
+struct statvfs disk_of(const std::filesystem::path& dir) {
+  struct statvfs disk {};
+  if (::statvfs(dir.c_str(), &disk) != 0)
+    throw StoreError("cannot read the free space of the disk holding " + dir.string() + ": " + std::strerror(errno));
+  return disk;
+}
+
+// RocksDB's LOG in the state folder, written with plain write(2): RocksDB's
+// own logger aborts the process (an assertion Debian's build leaves on) on
+// the line after one it could not write, which a full disk brings about.
+// A line that cannot be written is lost. Without a folder (the read-only
+// opens) lines are dropped: the LOG stays that of the process that writes.
+class InfoLog : public rocksdb::Logger {
+ public:
+  InfoLog() = default;
+  explicit InfoLog(const std::filesystem::path& dir) {
+    std::error_code ec;
+    std::filesystem::rename(dir / "LOG", dir / "LOG.old", ec);  // the previous open's, if any
+    fd_ = ::open((dir / "LOG").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  }
+  ~InfoLog() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (fd_ < 0) return;
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
+    std::tm utc{};
+    ::gmtime_r(&seconds, &utc);
+    std::array<char, 4096> line;
+    std::size_t size = std::strftime(line.data(), line.size(), "%Y/%m/%d-%H:%M:%S", &utc);
+    size += static_cast<std::size_t>(std::snprintf(line.data() + size, line.size() - size, ".%06lld ",
+                                                   static_cast<long long>(micros)));
+    const int message = std::vsnprintf(line.data() + size, line.size() - size, format, ap);
+    if (message < 0) return;
+    size = std::min(size + static_cast<std::size_t>(message), line.size() - 1);
+    if (line[size - 1] != '\n') line[size++] = '\n';
+    if (::write(fd_, line.data(), size) < 0) return;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+rocksdb::DBOptions db_options() {
+  rocksdb::DBOptions options;
+  options.max_background_jobs = 2;
+  // Families written rarely (runs, checkpoints) would otherwise keep every
+  // WAL file alive until the busy ones had written ~1.5 GB: a bound on the
+  // WAL bounds the disk it takes and the replay after a crash.
+  options.max_total_wal_size = 256u << 20;
+  return options;
+}
+
 }  // namespace
 
 void check(const rocksdb::Status& status, std::string_view what) {
@@ -65,15 +149,18 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode, 
   if (mode == Mode::ReadWrite) std::filesystem::create_directories(dir, ec);
   if (ec) throw StoreError("cannot create state folder " + dir.string() + ": " + ec.message());
 
-  rocksdb::DBOptions options;
-  options.create_if_missing = true;
-  options.create_missing_column_families = true;
-  options.max_background_jobs = 2;
-  // Families written rarely (runs, checkpoints) would otherwise keep every
-  // WAL file alive until the busy ones had written ~1.5 GB: a bound on the
-  // WAL bounds the disk it takes and the replay after a crash.
-  options.max_total_wal_size = 256u << 20;
+  std::unique_ptr<Store> store(new Store());
+  store->dir_ = dir;
+  if (mode == Mode::ReadWrite) {
+    const struct statvfs disk = disk_of(dir);
+    store->reserve_bytes_ = std::min<std::uint64_t>(kReserveBytes, disk.f_blocks * disk.f_frsize / 16);
+    store->check_free_space(0);
+  }
+  store->open_database(mode, layout);
+  return store;
+}
 
+void Store::open_database(Mode mode, Layout layout) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, family_options(rocksdb::kDefaultColumnFamilyName));
   const std::vector<Family> families = families_of(layout);
@@ -82,24 +169,29 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode, 
     descriptors.emplace_back(name, family_options(name));
   }
 
-  std::unique_ptr<Store> store(new Store());
-  store->dir_ = dir;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DBOptions options = db_options();
+  options.info_log = std::make_shared<InfoLog>();
   rocksdb::DB* raw = nullptr;
-  const rocksdb::Status status =
-      mode == Mode::ReadOnly ? rocksdb::DB::OpenForReadOnly(options, dir.string(), descriptors, &handles, &raw)
-                             : rocksdb::DB::Open(options, dir.string(), descriptors, &handles, &raw);
-  check(status, "cannot open the state database in " + dir.string());
-  store->db_.reset(raw);
-  store->handles_ = std::move(handles);
-  store->families_.assign(kFamilyNames.size(), nullptr);
+  rocksdb::Status status;
+  if (mode == Mode::ReadOnly) {
+    status = rocksdb::DB::OpenForReadOnly(options, dir_.string(), descriptors, &handles_, &raw);
+  } else {
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    options.info_log = std::make_shared<InfoLog>(dir_);
+    status = rocksdb::DB::Open(options, dir_.string(), descriptors, &handles_, &raw);
+  }
+  check(status, "cannot open the state database in " + dir_.string());
+  db_.reset(raw);
+  families_.assign(kFamilyNames.size(), nullptr);
   for (std::size_t i = 0; i < families.size(); ++i)
-    store->families_[static_cast<std::size_t>(families[i])] = store->handles_[i + 1];
-  return store;
+    families_[static_cast<std::size_t>(families[i])] = handles_[i + 1];
 }
 
 Store::~Store() {
-  for (rocksdb::ColumnFamilyHandle* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+  if (db_)
+    for (rocksdb::ColumnFamilyHandle* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+  db_.reset();
 }
 
 rocksdb::ColumnFamilyHandle* Store::family(Family family) const {
@@ -119,13 +211,43 @@ std::optional<std::string> Store::get(Family family, std::string_view key) const
 }
 
 void Store::put(Family family, std::string_view key, std::string_view value) {
-  check(db_->Put(rocksdb::WriteOptions(), this->family(family), key, value), "writing the state database");
+  rocksdb::WriteBatch batch;
+  check(batch.Put(this->family(family), key, value), "collecting a write");
+  apply(batch, false);
 }
 
 void Store::write(WriteSet& writes, bool sync) {
+  apply(*writes.batch_, sync);
+}
+
+void Store::apply(rocksdb::WriteBatch& batch, bool sync) {
+  {
+    std::lock_guard lock(failure_mutex_);
+    if (!failure_.empty())
+      throw StoreError("the state database in " + dir_.string() + " takes no more writes after a failed one (" +
+                       failure_ + "); run again once the cause is fixed");
+  }
+  check_free_space(batch.GetDataSize());
   rocksdb::WriteOptions options;
   options.sync = sync;
-  check(db_->Write(options, writes.batch_.get()), "committing to the state database");
+  const rocksdb::Status status = db_->Write(options, &batch);
+  if (status.ok()) return;
+  {
+    std::lock_guard lock(failure_mutex_);
+    if (failure_.empty()) failure_ = status.ToString();
+  }
+  check(status, "cannot write the state database in " + dir_.string());
+}
+
+void Store::check_free_space(std::uint64_t bytes) const {
+  const struct statvfs disk = disk_of(dir_);
+  const std::uint64_t free = disk.f_bavail * disk.f_frsize;
+  if (free >= reserve_bytes_ + bytes) return;
+  throw StoreError("the disk holding the state folder " + dir_.string() + " is full: " + readable(free) +
+                   " free, and distilld keeps " + readable(reserve_bytes_) +
+                   " free so that the database is never cut off mid-write" +
+                   (bytes ? " (this write needs " + readable(bytes) + " more)" : std::string()) +
+                   "; free some space or move the state folder, then run again to resume");
 }
 
 WriteSet::WriteSet(Store& store) : store_(store), batch_(std::make_unique<rocksdb::WriteBatch>()) {}

@@ -11,11 +11,19 @@
 // database (Layout::Daemon, see server/catalog.h):
 //   pipelines     name                            -> the pipeline's record JSON
 //   revisions     name \0 revision(u64)           -> a submitted pipeline file JSON
+//
+// Reliability: a write that would leave less than a reserve of free space
+// on the state folder's disk is refused before RocksDB runs out of space
+// mid-write; and after a failed write the store refuses every
+// further write, because RocksDB's writers abort the process (an assertion
+// left on in Debian's build) when used again after an error.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -68,7 +76,8 @@ class Store {
   // Opens the database in `dir`, creating it in ReadWrite mode. ReadOnly
   // works while another process has it open for writing (it sees the data
   // as of opening). Throws StoreError naming the folder and RocksDB's
-  // reason (e.g. locked by another process).
+  // reason (e.g. locked by another process); ReadWrite also when the disk
+  // has less than the reserve free.
   static std::unique_ptr<Store> open(const std::filesystem::path& dir, Mode mode = Mode::ReadWrite,
                                      Layout layout = Layout::Pipeline);
   ~Store();
@@ -89,7 +98,15 @@ class Store {
 
  private:
   Store() = default;
+  void open_database(Mode mode, Layout layout);
+  // Writes `batch` unless the store failed before or the disk is too full.
+  void apply(rocksdb::WriteBatch& batch, bool sync);
+  void check_free_space(std::uint64_t bytes) const;
+
   std::filesystem::path dir_;
+  std::uint64_t reserve_bytes_ = 0;
+  mutable std::mutex failure_mutex_;
+  std::string failure_;  // the first failed write's error; no write after it
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;   // as opened, the default family first
   std::vector<rocksdb::ColumnFamilyHandle*> families_;  // by Family; nullptr when not in the layout

@@ -1,7 +1,9 @@
-// Unit tests of the RocksDB store (daemon/store): opening, plugin state namespaces, runs, checkpoints and drops.
+// Unit tests of the RocksDB store (daemon/store): opening, plugin state namespaces, runs, checkpoints and drops;
+// the free-space reserve and failed writes on a full tmpfs.
 #include "store/plugin_state.h"
 #include "store/runs.h"
 #include "store/store.h"
+#include "tmpfs.h"
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
@@ -10,7 +12,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -484,6 +488,106 @@ TEST_F(DropsTest, InvalidUtf8InARecordIsStoredWithReplacementCharacters) {
   const std::vector<DropSample> samples = runs.drops("bin", 1, "", "", 10);
   ASSERT_EQ(samples.size(), 1u);
   EXPECT_EQ(samples[0].record_json, "{\"raw\":\"a\xEF\xBF\xBD" "b\"}");
+}
+
+// A store on a tmpfs of its own, filled up.
+class FullDiskStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "distill-store-disk-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+    std::string why;
+    disk_ = distill::testing::Tmpfs::mount(root_ / "disk", "1m", why);
+    if (!disk_) GTEST_SKIP() << why;
+    dir_ = root_ / "disk" / "state";
+  }
+  void TearDown() override {
+    disk_.reset();
+    std::filesystem::remove_all(root_);
+  }
+  // Fills the disk with a file until `left` bytes are free.
+  void fill_disk_leaving(std::uint64_t left) {
+    const std::uint64_t free = std::filesystem::space(dir_.parent_path()).available;
+    std::ofstream(root_ / "disk" / "filler", std::ios::binary) << std::string(free > left ? free - left : 0, 'x');
+  }
+
+  std::filesystem::path root_;
+  std::unique_ptr<distill::testing::Tmpfs> disk_;
+  std::filesystem::path dir_;
+};
+
+TEST_F(FullDiskStoreTest, OpeningForWritesNeedsTheReserveFree) {
+  Store::open(dir_);
+  fill_disk_leaving(16 << 10);
+  try {
+    Store::open(dir_);
+    FAIL() << "opened on a full disk";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("the disk holding the state folder " + dir_.string() + " is full: "),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find(" kB free, and distilld keeps 66 kB free so that the database is never cut "
+                                         "off mid-write; "),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("free some space or move the state folder, then run again to resume"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(Store::open(dir_, Store::Mode::ReadOnly));
+  disk_->resize("4m");
+  EXPECT_NO_THROW(Store::open(dir_));
+}
+
+TEST_F(FullDiskStoreTest, AWriteThatWouldEatTheReserveIsRefused) {
+  auto store = Store::open(dir_);
+  fill_disk_leaving(200 << 10);
+  store->put(Family::Runs, "small", "fits");
+  try {
+    store->put(Family::Runs, "large", std::string(180 << 10, 'v'));
+    FAIL() << "a write ate the reserve";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("is full"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(this write needs 184 kB more)"), std::string::npos) << e.what();
+  }
+  store->put(Family::Runs, "after", "still writable: nothing failed");
+  store.reset();
+  EXPECT_EQ(Store::open(dir_, Store::Mode::ReadOnly)->get(Family::Runs, "after"), "still writable: nothing failed");
+}
+
+// RocksDB runs out of space itself (a flush it needs does not fit): the
+// failed write is reported, no later write reaches RocksDB's failed
+// writers (which would abort the process), and closing does not abort.
+TEST_F(FullDiskStoreTest, AfterAFailedWriteTheStoreTakesNoMoreAndClosesCleanly) {
+  auto store = Store::open(dir_);
+  std::mt19937_64 random(7);
+  std::string noise(300 << 10, '\0');
+  for (char& c : noise) c = static_cast<char>(random());
+  WriteSet batch(*store);
+  batch.put(Family::PluginState, "noise", noise);
+  store->write(batch, false);
+  fill_disk_leaving(100 << 10);
+  EXPECT_FALSE(store->db().Flush(rocksdb::FlushOptions(), store->family(Family::PluginState)).ok());
+  try {
+    store->put(Family::Runs, "k", "v");
+    FAIL() << "a write succeeded after RocksDB failed to flush";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot write the state database in " + dir_.string() + ": "), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("No space left on device"), std::string::npos) << e.what();
+  }
+  try {
+    WriteSet next(*store);
+    store->write(next, true);
+    FAIL() << "a commit went to RocksDB after a failed write";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("takes no more writes after a failed one"), std::string::npos) << e.what();
+  }
+  store.reset();
+  std::filesystem::remove(root_ / "disk" / "filler");
+  store = Store::open(dir_);
+  EXPECT_EQ(store->get(Family::PluginState, "noise"), noise);
 }
 
 }  // namespace
