@@ -59,11 +59,22 @@ std::string expired_line(const std::string& id, const std::string& custom_id) {
 BatchStore::BatchStore(BatchOptions options, std::function<void(const LogEntry&)> log)
     : options_(options), log_(std::move(log)), malformed_left_(options.malformed_output_downloads) {}
 
-void BatchStore::log_api(std::string_view api, int status) {
+// A batch just created is logged with the custom_ids of its input file, so
+// a test can count how often each line was submitted.
+void BatchStore::log_api(std::string_view api, int status, const Batch* created) {
   LogEntry entry;
   entry.t_ms = unix_ms();
   entry.status = status;
   entry.api = api;
+  if (created) {
+    entry.batch_id = created->id;
+    std::istringstream in(files_[created->input_file_id].content);
+    for (std::string line; std::getline(in, line);) {
+      const json request = json::parse(line, nullptr, false);
+      if (request.is_object() && request.contains("custom_id") && request["custom_id"].is_string())
+        entry.lines.push_back(request["custom_id"].get<std::string>());
+    }
+  }
   log_(entry);
 }
 
@@ -143,6 +154,8 @@ Reply BatchStore::create(std::string_view text) {
     batch.expires = static_cast<int>(batches_.size()) < options_.expire_first;
     batches_.push_back(batch);
     reply.body = batch_json(batch);
+    log_api("POST /v1/batches", reply.status, &batch);
+    return reply;
   }
   log_api("POST /v1/batches", reply.status);
   return reply;

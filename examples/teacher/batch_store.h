@@ -77,7 +77,7 @@ class BatchStore {
   void run_lines(Batch& batch);
   std::string batch_json(const Batch& batch) const;
   std::string store_file(std::string purpose, std::string filename, std::string content, bool batch_output);
-  void log_api(std::string_view api, int status);
+  void log_api(std::string_view api, int status, const Batch* created = nullptr);
 
   BatchOptions options_;
   std::function<void(const LogEntry&)> log_;

@@ -476,6 +476,8 @@ std::string log_line(const LogEntry& entry) {
   line["status"] = entry.status;
   if (!entry.api.empty()) {
     line["api"] = entry.api;
+    if (!entry.batch_id.empty()) line["batch_id"] = entry.batch_id;
+    if (!entry.lines.empty()) line["lines"] = entry.lines;
     return dump(line) + '\n';
   }
   line["model"] = entry.model;

@@ -130,6 +130,7 @@ struct LogEntry {
   std::string batch_id;   // a Batch API line: its batch
   std::string custom_id;  // a Batch API line: its custom_id
   std::string api;        // a Files or Batch API call, e.g. "POST /v1/batches" (no prompt fields)
+  std::vector<std::string> lines;  // POST /v1/batches: the custom_ids the new batch holds (batch_id: its id)
 };
 
 // One line of the request log, with its trailing newline.

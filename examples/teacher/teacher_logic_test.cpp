@@ -377,7 +377,7 @@ TEST(Bodies, ErrorModelsAndLogLine) {
             json::parse(R"({"object":"list","data":[{"id":"teacher-small","object":"model","created":5,
                             "owned_by":"distill-teacher"}]})"));
 
-  LogEntry entry{123, 200, "m", "00000000000000ff", 2, Fault::slow, Noise::pii, "req_9", "", "", ""};
+  LogEntry entry{123, 200, "m", "00000000000000ff", 2, Fault::slow, Noise::pii, "req_9", "", "", "", {}};
   const std::string line = log_line(entry);
   EXPECT_EQ(line,
             "{\"t_ms\":123,\"status\":200,\"model\":\"m\",\"prompt_sha\":\"00000000000000ff\",\"n\":2,"
@@ -385,8 +385,9 @@ TEST(Bodies, ErrorModelsAndLogLine) {
   entry.batch_id = "batch_3";
   entry.custom_id = "dl-1";
   EXPECT_TRUE(log_line(entry).ends_with(",\"request_id\":\"req_9\",\"batch_id\":\"batch_3\",\"custom_id\":\"dl-1\"}\n"));
-  LogEntry api{5, 201, "", "", 0, Fault::none, Noise::none, "", "", "", "POST /v1/batches"};
-  EXPECT_EQ(log_line(api), "{\"t_ms\":5,\"status\":201,\"api\":\"POST /v1/batches\"}\n");
+  LogEntry api{5, 200, "", "", 0, Fault::none, Noise::none, "", "batch_4", "", "POST /v1/batches", {"a", "b"}};
+  EXPECT_EQ(log_line(api),
+            "{\"t_ms\":5,\"status\":200,\"api\":\"POST /v1/batches\",\"batch_id\":\"batch_4\",\"lines\":[\"a\",\"b\"]}\n");
   EXPECT_EQ(fault_name(Fault::rate_limit), "429");
   EXPECT_EQ(fault_name(Fault::server_error), "500");
   EXPECT_EQ(fault_name(Fault::reset), "reset");

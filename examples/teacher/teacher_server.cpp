@@ -353,12 +353,15 @@ class Teacher {
     json(res, 200, entry.fault == teacher::Fault::malformed ? teacher::malformed_body(body) : body);
   }
 
-  // /v1/files (upload, content) and /v1/batches (create, retrieve, list, cancel).
+  // /v1/files (upload, content) and /v1/batches (create, retrieve, list,
+  // cancel). --latency-ms delays each answer after the call is logged, so a
+  // test that watches the log can act while the client waits for it.
   void install_batch_api(Server& server) {
     const auto route = [this](auto handler) {
       return [this, handler](const httplib::Request& req, httplib::Response& res) {
         if (!authorized(req, res)) return;
         const teacher::Reply reply = handler(req);
+        sleep_ms(options_.latency_ms);
         json(res, reply.status, reply.body);
       };
     };
@@ -435,7 +438,8 @@ int main(int argc, char** argv) {
   integer("--threads", options.threads, 1, 4096, "Worker threads (connections served at once)");
   integer("--keep-alive-max", options.keep_alive_max, 1, 1000000,
           "Requests per connection before the server closes it");
-  integer("--latency-ms", options.latency_ms, 0, 3600000, "Added latency per chat-completions request");
+  integer("--latency-ms", options.latency_ms, 0, 3600000,
+          "Added latency per chat-completions request and per Files or Batch API call");
   integer("--slow-ms", options.slow_ms, 0, 3600000, "Extra delay of a 'slow' fault");
   app.add_option("--retry-after-ms", options.retry_after_ms,
                  "On 429 also send 'retry-after-ms: N' (Retry-After becomes ceil(N/1000) s); default Retry-After: 1")

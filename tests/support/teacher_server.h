@@ -1,11 +1,13 @@
 // Runs examples/teacher's distill-teacher as a child process for a test:
 // on a free loopback port, with a request log the test reads to count
-// paid calls; stopped with SIGTERM when the object goes away.
+// paid calls and Batch API submissions; stopped with SIGTERM when the
+// object goes away.
 #pragma once
 
 #include <signal.h>
 
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -52,12 +54,29 @@ class TeacherServer {
     return lines;
   }
 
-  // Requests that a paying client would have been charged for: complete, well-formed answers.
+  // Requests that a paying client would have been charged for: complete,
+  // well-formed answers, online or as Batch API lines (not Files or Batch API calls).
   std::size_t paid_calls() const {
     std::size_t paid = 0;
     for (const auto& r : requests())
-      if (r.value("status", 0) == 200 && r.value("fault", "none") != "malformed") ++paid;
+      if (!r.contains("api") && r.value("status", 0) == 200 && r.value("fault", "none") != "malformed") ++paid;
     return paid;
+  }
+
+  // Files and Batch API calls named `api` (e.g. "POST /v1/batches"), as logged.
+  std::vector<nlohmann::json> api_calls(const std::string& api) const {
+    std::vector<nlohmann::json> calls;
+    for (auto& r : requests())
+      if (r.value("api", "") == api) calls.push_back(std::move(r));
+    return calls;
+  }
+
+  // custom_id -> how many batches were created holding it.
+  std::map<std::string, int> batch_submissions() const {
+    std::map<std::string, int> count;
+    for (const auto& call : api_calls("POST /v1/batches"))
+      for (const auto& line : call.value("lines", nlohmann::json::array())) ++count[line.get<std::string>()];
+    return count;
   }
 
  private:
