@@ -7,7 +7,8 @@
 // settings), so a re-run, a resume after a crash or another pipeline over
 // the same prompts pays nothing for it. A request that still fails after
 // its retries drops the record as `teacher_<reason>` (not cached, so the
-// next run asks again).
+// next run asks again). With `mode: batch` the same requests go through the
+// OpenAI Batch API instead (BatchCollector) and land in the same cache.
 #include <distill/content_id.h>
 #include <distill/plugin.h>
 
@@ -19,6 +20,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "batch_collector.h"
 #include "formats.h"
 #include "teacher_client.h"
 
@@ -51,6 +53,7 @@ struct Answer {
   std::string body;
   std::string request_id;
   std::int64_t received_ms = 0;
+  std::string batch_id;  // the Batch API batch that answered, if one did
   std::string reason;
   std::string message;
   int attempts = 0;
@@ -74,7 +77,9 @@ struct Waiter {
 };
 
 std::string encode_cached(const Answer& answer) {
-  return json{{"body", answer.body}, {"request_id", answer.request_id}, {"received_ms", answer.received_ms}}.dump();
+  json cached = {{"body", answer.body}, {"request_id", answer.request_id}, {"received_ms", answer.received_ms}};
+  if (!answer.batch_id.empty()) cached["batch_id"] = answer.batch_id;
+  return cached.dump();
 }
 
 Answer decode_cached(const std::string& text) {
@@ -84,6 +89,7 @@ Answer decode_cached(const std::string& text) {
   answer.body = j.at("body").get<std::string>();
   answer.request_id = j.at("request_id").get<std::string>();
   answer.received_ms = j.at("received_ms").get<std::int64_t>();
+  answer.batch_id = j.value("batch_id", "");
   return answer;
 }
 
@@ -97,8 +103,10 @@ class TeacherStage : public Stage {
         top_k_(ctx.params().object("logprobs").integer("top_k")),
         n_(ctx.params().integer("n")),
         use_cache_(ctx.params().flag("cache")),
+        batch_mode_(ctx.params().str("mode") == "batch"),
         price_input_(ctx.params().object("price_per_mtok").number("input")),
         price_output_(ctx.params().object("price_per_mtok").number("output")),
+        batch_price_factor_(ctx.params().object("batch").number("price_factor")),
         cache_(ctx.shared("teacher_cache")),
         cache_hits_(ctx.counter("cache_hits")),
         answered_(ctx.counter("teacher_answers")),
@@ -111,8 +119,13 @@ class TeacherStage : public Stage {
     for (const auto& [name, value] : ctx.params().value("params").object()) params_[name] = scalar_json(value.scalar());
     client_ = std::make_unique<teacher::TeacherClient>(
         client_options(ctx.params()), teacher::ClientCounters{ctx.counter("requests_sent"), ctx.counter("retries")});
-    ctx.log().info("teacher " + model_ + " at " + base_url_ + ", concurrency " +
-                   std::to_string(ctx.params().integer("concurrency")));
+    if (batch_mode_) {
+      start_batch_mode(ctx);
+      ctx.log().info("teacher " + model_ + " at " + base_url_ + " through the Batch API");
+    } else {
+      ctx.log().info("teacher " + model_ + " at " + base_url_ + ", concurrency " +
+                     std::to_string(ctx.params().integer("concurrency")));
+    }
   }
 
   static void validate(const Params& params) {
@@ -125,6 +138,9 @@ class TeacherStage : public Stage {
     for (const char* reserved : {"model", "messages", "n", "logprobs", "top_logprobs", "stream"})
       if (params.value("params").find(reserved))
         throw ParamError("params", std::string("'") + reserved + "' is set by the teacher stage itself, not in params");
+    if (params.str("mode") == "batch" && !params.flag("cache"))
+      throw ParamError("cache", "mode: batch keeps every answer in the teacher cache (a batch may finish after a "
+                                "restart); cache: false works only with mode: online");
   }
 
   bool is_async() const override { return true; }
@@ -142,7 +158,7 @@ class TeacherStage : public Stage {
       const std::string cache_key = hex(XXH3_128bits(identity.data(), identity.size()));
       if (answer_from_cache(*work, i, cache_key)) continue;
       work->remaining.fetch_add(1, std::memory_order_relaxed);
-      if (use_cache_) {
+      if (use_cache_) {  // always true in batch mode
         // The same request already on its way (same prompt twice in the
         // input): wait for its answer instead of paying for it again.
         std::lock_guard lock(in_flight_mutex_);
@@ -157,11 +173,15 @@ class TeacherStage : public Stage {
           continue;
         }
       }
+      if (batch_mode_) {
+        collector_->request(cache_key, std::move(body));
+        continue;
+      }
       const auto deliver = [this, cache_key, work, i](teacher::Outcome outcome) {
         if (use_cache_)
-          on_outcome(cache_key, outcome);
+          on_outcome(cache_key, outcome, "");
         else
-          deliver_to({{work, i}}, answer_of(cache_key, outcome));
+          deliver_to({{work, i}}, answer_of(cache_key, outcome, ""));
       };
       const double estimate = estimated_tokens(slot.record);
       client_->submit({std::move(body), estimate,
@@ -180,6 +200,8 @@ class TeacherStage : public Stage {
       const Answer& answer = work->answers[i];
       if (!slot.live()) {
         out.push_back(std::move(slot));
+      } else if (answer.reason == teacher::kUnfinished) {
+        throw std::runtime_error(answer.message);
       } else if (!answer.ok) {
         drop(slot, "teacher_" + answer.reason, answer.message, answer.attempts);
         out.push_back(std::move(slot));
@@ -215,6 +237,44 @@ class TeacherStage : public Stage {
     return o;
   }
 
+  void start_batch_mode(Context& ctx) {
+    const Params& p = ctx.params();
+    const Params batch = p.object("batch");
+    teacher::BatchSettings settings;
+    settings.max_requests = static_cast<std::size_t>(batch.integer("max_requests"));
+    settings.max_file_bytes = static_cast<std::size_t>(batch.number("max_file_mb") * 1e6);
+    settings.max_batches = static_cast<std::size_t>(batch.integer("max_batches"));
+    settings.completion_window = batch.str("completion_window");
+    settings.poll = std::chrono::milliseconds(static_cast<std::int64_t>(batch.number("poll_s") * 1000));
+    settings.max_attempts = static_cast<int>(p.object("retries").integer("max")) + 1;
+    settings.pipeline = ctx.run().pipeline;
+    settings.step = ctx.run().instance;
+    settings.run = ctx.run().run;
+    const teacher::ClientOptions online = client_options(p);
+    teacher::BatchApiOptions api;
+    api.base_url = base_url_;
+    api.api_key = online.api_key;
+    api.max_retries = online.max_retries;
+    api.backoff_base_ms = online.backoff_base_ms;
+    api.backoff_max_ms = online.backoff_max_ms;
+    api.timeout_ms = online.timeout_ms;
+    api.stopping = [&ctx] { return ctx.cancelled(); };
+    teacher::BatchHooks hooks;
+    hooks.check = [this](const std::string& response) { return check_batch_answer(response); };
+    hooks.cached = [this](const std::string& cache_key) { return cache_.get(cache_key).has_value(); };
+    hooks.done = [this](const std::string& cache_key, teacher::Outcome outcome, const std::string& batch_id) {
+      on_outcome(cache_key, outcome, batch_id);
+    };
+    hooks.cancelled = [&ctx] { return ctx.cancelled(); };
+    online_cost_ = &ctx.counter("online_cost_micro_usd");
+    collector_ = std::make_unique<teacher::BatchCollector>(
+        std::move(settings), std::make_unique<teacher::BatchApi>(std::move(api)), ctx.shared("teacher_batches"), ctx,
+        std::move(hooks),
+        teacher::BatchCounters{ctx.counter("batches_created"), ctx.counter("batch_lines_submitted"),
+                               ctx.counter("batch_lines_retried"), ctx.counter("batch_lines_resubmitted"),
+                               ctx.counter("batch_results_ignored")});
+  }
+
   // The request for a record; its JSON text (keys sorted) is also the cache key.
   json request_body(const Record& record) const {
     json body = json::object();
@@ -246,6 +306,14 @@ class TeacherStage : public Stage {
     return teacher::TokenUsage{static_cast<double>(usage.prompt_tokens), static_cast<double>(usage.completion_tokens)};
   }
 
+  // The same check on the batch collector's thread, with a parser of its own.
+  std::optional<teacher::TokenUsage> check_batch_answer(const std::string& response) {
+    jsonl::LineResult parsed = batch_check_parser_.parse(response);
+    if (!parsed.ok() || parsed.records.empty()) return std::nullopt;
+    const Usage& usage = parsed.records.front().teacher.usage;
+    return teacher::TokenUsage{static_cast<double>(usage.prompt_tokens), static_cast<double>(usage.completion_tokens)};
+  }
+
   bool answer_from_cache(BatchWork& work, std::size_t index, const std::string& cache_key) {
     if (!use_cache_) return false;
     std::optional<std::string> cached = cache_.get(cache_key);
@@ -255,15 +323,17 @@ class TeacherStage : public Stage {
     return true;
   }
 
-  // On the client's thread: store a fresh answer at once (before anyone
-  // can miss it in both the cache and the in-flight map), then release
-  // every slot that waits for it.
-  void on_outcome(const std::string& cache_key, teacher::Outcome& outcome) {
-    const Answer answer = answer_of(cache_key, outcome);
+  // On the client's (or the batch collector's) thread: store a fresh
+  // answer at once (before anyone can miss it in both the cache and the
+  // in-flight map), then release every slot that waits for it. A batch
+  // re-attached after a restart may answer a prompt no record waits for yet.
+  void on_outcome(const std::string& cache_key, teacher::Outcome& outcome, const std::string& batch_id) {
+    const Answer answer = answer_of(cache_key, outcome, batch_id);
     std::vector<Waiter> waiters;
     {
       std::lock_guard lock(in_flight_mutex_);
       auto it = in_flight_.find(cache_key);
+      if (it == in_flight_.end()) return;
       waiters = std::move(it->second);
       in_flight_.erase(it);
     }
@@ -277,20 +347,25 @@ class TeacherStage : public Stage {
     }
   }
 
-  // On the client's thread: the answer, stored in the cache at once when it is one.
-  Answer answer_of(const std::string& cache_key, teacher::Outcome& outcome) {
+  // On the client's thread: the answer, stored in the cache at once when
+  // it is one. A batch answer costs the batch price; online_cost_micro_usd
+  // says what it would have cost online.
+  Answer answer_of(const std::string& cache_key, teacher::Outcome& outcome, const std::string& batch_id) {
     Answer answer;
     answer.ok = outcome.ok;
     answer.attempts = outcome.attempts;
     if (outcome.ok) {
       answer.body = std::move(outcome.body);
       answer.request_id = std::move(outcome.request_id);
+      answer.batch_id = batch_id;
       answer.received_ms = now_ms();
       ++answered_;
       prompt_tokens_ += static_cast<std::int64_t>(outcome.usage.prompt_tokens);
       completion_tokens_ += static_cast<std::int64_t>(outcome.usage.completion_tokens);
-      cost_ += static_cast<std::int64_t>(outcome.usage.prompt_tokens * price_input_ +
-                                         outcome.usage.completion_tokens * price_output_);
+      const double online_cost =
+          outcome.usage.prompt_tokens * price_input_ + outcome.usage.completion_tokens * price_output_;
+      cost_ += static_cast<std::int64_t>(batch_id.empty() ? online_cost : online_cost * batch_price_factor_);
+      if (online_cost_) *online_cost_ += static_cast<std::int64_t>(online_cost);
       if (use_cache_) {
         try {
           cache_.put(cache_key, encode_cached(answer));
@@ -331,6 +406,7 @@ class TeacherStage : public Stage {
         r.annotations["choice"] = index->second;
       if (!r.provenance.request_id.empty()) r.annotations["prompt_id"] = r.provenance.request_id;
       r.provenance.request_id = answer.request_id;
+      if (!answer.batch_id.empty()) r.annotations["teacher_batch_id"] = answer.batch_id;
       r.provenance.collected_at_ms = answer.received_ms;
       if (!terms_.empty()) r.provenance.terms = terms_;
       r.id = content_id(r);
@@ -350,8 +426,11 @@ class TeacherStage : public Stage {
   std::int64_t top_k_;
   std::int64_t n_;
   bool use_cache_;
+  bool batch_mode_;
   double price_input_;
   double price_output_;
+  double batch_price_factor_;
+  std::atomic<std::int64_t>* online_cost_ = nullptr;  // batch mode only
   std::map<std::string, json> params_;
   KeyValue& cache_;
   std::atomic<std::int64_t>& cache_hits_;
@@ -364,7 +443,9 @@ class TeacherStage : public Stage {
   std::unordered_map<std::string, std::vector<Waiter>> in_flight_;  // cache key -> slots waiting for it
   jsonl::LineParser response_parser_;  // serial part only
   jsonl::LineParser check_parser_;     // client thread only
+  jsonl::LineParser batch_check_parser_{jsonl::Format::ChatCompletion};  // batch collector thread only
   std::unique_ptr<teacher::TeacherClient> client_;
+  std::unique_ptr<teacher::BatchCollector> collector_;  // batch mode; declared last, so stopped first
 };
 
 std::vector<ParamSpec> teacher_params() {
@@ -395,6 +476,18 @@ std::vector<ParamSpec> teacher_params() {
                     {param::Double("input", "prompt tokens").default_value("0").min(0),
                      param::Double("output", "completion tokens").default_value("0").min(0)}),
       param::Bool("cache", "reuse and store responses in the shared teacher cache").default_value("true"),
+      param::Choice("mode", "online: one request per prompt; batch: through the OpenAI Batch API (half price, within "
+                            "the completion window)",
+                    {"online", "batch"})
+          .default_value("online"),
+      param::Object(
+          "batch", "mode: batch settings",
+          {param::Int("max_requests", "lines per batch input file").default_value("50000").min(1).max(50000),
+           param::Double("max_file_mb", "MB (10^6 bytes) per batch input file").default_value("190").min(0.001).max(200),
+           param::String("completion_window", "how long the provider may take").default_value("24h"),
+           param::Double("poll_s", "seconds between two looks at a batch's status").default_value("60").min(0.05),
+           param::Int("max_batches", "batches in flight at once").default_value("100").min(1).max(10000),
+           param::Double("price_factor", "batch price as a share of price_per_mtok").default_value("0.5").min(0)}),
   };
 }
 
