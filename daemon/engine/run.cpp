@@ -48,7 +48,13 @@ class Run::Impl : public RunServices {
       : store_(store), spec_(spec), options_(options), runs_(store) {}
 
   RunStatus execute();
-  void stop() { stop_requested_ = true; }
+  // Stops at the next checkpoint; asynchronous work in flight (a teacher's
+  // requests and their retries) is abandoned back to the last checkpoint
+  // instead of waited for (see abandon_segment()).
+  void stop() {
+    stop_requested_ = true;
+    if (async_inflight_ > 0) abandon_ = true;
+  }
   std::vector<LogLine> log_since(std::uint64_t after_seq, std::size_t limit) const {
     return log_.since(after_seq, limit);
   }
@@ -76,6 +82,7 @@ class Run::Impl : public RunServices {
 
  private:
   RunStatus run_to_end();
+  void abandon_segment();
   void refuse(const std::string& message);
   std::optional<store::Checkpoint> begin();
   void make_steps(const std::optional<store::Checkpoint>& checkpoint);
@@ -114,6 +121,8 @@ class Run::Impl : public RunServices {
   std::atomic<std::uint64_t> bytes_at_start_{0};
   std::atomic<bool> finishing_{false};  // the sinks' finish() runs: Context::commit() is allowed
   std::atomic<bool> stop_requested_{false};
+  std::atomic<int> async_inflight_{0};  // batches inside a stage's prepare_async()
+  std::atomic<bool> abandon_{false};    // the segment's work is not committed: see abandon_segment()
   std::atomic<bool> failed_{false};
   std::atomic<std::int64_t> records_read_{0};
   std::atomic<std::int64_t> checkpoints_{0};
@@ -156,6 +165,32 @@ RunStatus Run::Impl::execute() {
   return run_to_end();
 }
 
+// A stop while asynchronous work was in flight: waiting for it could take
+// minutes (a teacher's retries), and a stage may have given its batches up
+// when it saw cancelled(). Nothing since the last checkpoint is committed,
+// as after a crash: the next execute() resumes from that checkpoint and
+// the sinks discard what they wrote after it (a teacher's answers are in
+// its cache already, so asking again is free).
+void Run::Impl::abandon_segment() {
+  for (auto& step : steps_) {
+    if (step->context) step->context->checkpointed_state().discard_pending();
+    step->pending_samples.clear();
+  }
+  log_.add("info", "", "stopped with asynchronous work in flight: it is abandoned, and the run resumes from its last "
+                       "checkpoint");
+  try {
+    meta_.status = RunStatus::Stopped;
+    meta_.ended_ms = wall_ms();
+    store::WriteSet batch(store_);
+    runs_.put_meta(batch, spec_.name, meta_);
+    store_.write(batch, true);
+  } catch (const std::exception& e) {
+    fail("recording the stop", e.what());
+    return;
+  }
+  end(RunStatus::Stopped);
+}
+
 void Run::Impl::refuse(const std::string& message) {
   std::lock_guard lock(mutex_);
   error_ = message;
@@ -167,6 +202,11 @@ RunStatus Run::Impl::run_to_end() {
   while (!failed_) {
     const bool exhausted = run_segment();
     if (failed_) break;
+    if (abandon_) {
+      abandon_segment();
+      if (failed_) break;
+      return RunStatus::Stopped;
+    }
     if (!exhausted && !stop_requested_) {
       commit(std::nullopt);
       continue;
@@ -412,9 +452,14 @@ void Run::Impl::run_parallel(Step& step, EngineBatch& batch) {
 
 void Run::Impl::start_async(Step& step, const BatchPtr& batch, AsyncNode::gateway_type& gateway) {
   gateway.reserve_wait();
+  ++async_inflight_;
   auto once = std::make_shared<std::atomic<bool>>(false);
-  auto done = [batch, &gateway, once] {
+  auto done = [this, batch, &gateway, once] {
     if (once->exchange(true)) return;
+    // A batch that comes back after a stop may have been given up by its
+    // stage (Context::cancelled()): the segment is not committed.
+    if (stop_requested_) abandon_ = true;
+    --async_inflight_;
     gateway.try_put(batch);
     gateway.release_wait();
   };

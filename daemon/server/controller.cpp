@@ -19,6 +19,21 @@ namespace {
 using rpc::PipelineState;
 namespace fs = std::filesystem;
 
+// Opens a pipeline's store read-only beside the worker that may be writing
+// it. Such an open can fail for a moment (a write-ahead log the worker
+// removes between RocksDB's listing and its reading): try a few times
+// before calling it a failure.
+std::unique_ptr<store::Store> open_beside_worker(const fs::path& state_dir) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return store::Store::open(state_dir, store::Store::Mode::ReadOnly);
+    } catch (const std::exception&) {
+      if (attempt == 5) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * attempt));
+    }
+  }
+}
+
 constexpr std::size_t kLogLines = 2000;  // per pipeline, in the daemon's memory
 constexpr int kMaxSamples = 1000;
 
@@ -338,6 +353,14 @@ rpc::PipelineStatus Controller::status(const std::string& name) {
       status.info = info(pipeline);
       return status;
     }
+    const PipelineState::type state = pipeline.record.state;
+    if (state == PipelineState::STARTING || state == PipelineState::RUNNING || state == PipelineState::STOPPING) {
+      // A worker is starting and has not reported yet: its figures come
+      // with its first report, within a fraction of a second.
+      rpc::PipelineStatus status;
+      status.info = info(pipeline);
+      return status;
+    }
     state_dir = pipeline_dir(name) / "state";
   }
   // Not running: as its own store last recorded it (read-only, so a worker
@@ -346,7 +369,7 @@ rpc::PipelineStatus Controller::status(const std::string& name) {
   std::error_code ec;
   if (fs::exists(state_dir / "CURRENT", ec)) {
     try {
-      auto store = store::Store::open(state_dir, store::Store::Mode::ReadOnly);
+      auto store = open_beside_worker(state_dir);
       store::RunStore runs(*store);
       if (std::optional<store::RunMeta> meta = runs.latest_run(name))
         status = rpc::status_of(*meta, runs.checkpoint(name, meta->run));
@@ -378,7 +401,7 @@ std::vector<rpc::Sample> Controller::samples(const rpc::SampleQuery& query) {
     throw error(rpc::ErrorKind::NOT_FOUND, "pipeline '" + query.pipeline + "' has not run yet");
   std::vector<rpc::Sample> out;
   try {
-    auto store = store::Store::open(state_dir, store::Store::Mode::ReadOnly);
+    auto store = open_beside_worker(state_dir);
     store::RunStore runs(*store);
     std::uint64_t run = static_cast<std::uint64_t>(query.run);
     if (run == 0) {

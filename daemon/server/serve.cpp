@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <thrift/TOutput.h>
 #include <thrift/concurrency/ThreadFactory.h>
 #include <thrift/server/TThreadedServer.h>
 #include <thrift/transport/TServerSocket.h>
@@ -34,6 +35,15 @@ constexpr int kClientTimeoutMs = 60000;
 constexpr auto kListenTimeout = std::chrono::seconds(10);
 
 void say(const std::string& message) { std::cerr << "distilld serve: " << message << std::endl; }
+
+// Thrift's own diagnostics, minus the chatter of clients that hang up
+// (every distillctl does, and a broken pipe there is no news).
+void thrift_says(const char* message) {
+  const std::string text = message;
+  for (const char* routine : {"Broken pipe", "Connection reset", "No more data to read", "ECONNRESET", "EPIPE"})
+    if (text.find(routine) != std::string::npos) return;
+  say("thrift: " + text);
+}
 
 // A threaded Thrift server on one server socket; a client that sends half
 // a request holds only its own thread until the timeout drops it.
@@ -183,6 +193,7 @@ int serve(const ServeOptions& options) {
   for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  apache::thrift::GlobalOutput.setOutputFunction(thrift_says);
 
   const fs::path state_dir = fs::absolute(options.state_dir).lexically_normal();
   if (!prepare_state_dir(state_dir)) return 1;

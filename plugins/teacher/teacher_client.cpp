@@ -23,6 +23,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxBodyBytes = 64u << 20;
+constexpr int kMaxSleepMs = 250;  // bounds how late a cancellation is seen
 
 std::string lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -110,11 +111,32 @@ struct TeacherClient::Impl {
         incoming.clear();
         if (stopping && waiting.empty() && running.empty()) return;
       }
+      if (options.cancelled && options.cancelled()) cancel_all();
       start_ready();
       int still_running = 0;
       curl_multi_perform(multi, &still_running);
       if (collect()) continue;  // slots were freed: start waiting jobs before sleeping
       curl_multi_poll(multi, nullptr, 0, next_wake_ms(), nullptr);
+    }
+  }
+
+  // Ends every waiting and running request as "cancelled".
+  void cancel_all() {
+    std::vector<std::unique_ptr<Job>> ended;
+    for (auto& [easy, job] : running) {
+      curl_multi_remove_handle(multi, easy);
+      idle.push_back(easy);
+      ended.push_back(std::move(job));
+    }
+    running.clear();
+    for (auto& [when, job] : waiting) ended.push_back(std::move(job));
+    waiting.clear();
+    for (auto& job : ended) {
+      Outcome outcome;
+      outcome.reason = "cancelled";
+      outcome.message = "the run is stopping";
+      outcome.attempts = job->attempts;
+      job->request.done(std::move(outcome));
     }
   }
 
@@ -273,10 +295,10 @@ struct TeacherClient::Impl {
 
   int next_wake_ms() {
     const Clock::time_point now = Clock::now();
-    int ms = 1000;
+    int ms = kMaxSleepMs;
     if (wake_at != Clock::time_point::max()) {
       ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count());
-      ms = std::clamp(ms, 0, 1000);
+      ms = std::clamp(ms, 0, kMaxSleepMs);
     }
     wake_at = Clock::time_point::max();
     return ms;

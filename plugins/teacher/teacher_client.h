@@ -4,7 +4,8 @@
 // input tokens, output tokens). Retries 429, 5xx, timeouts, connection
 // errors and unusable 200 bodies with exponential backoff and jitter,
 // honouring Retry-After; other 4xx are final. The API key goes only into
-// the Authorization header: no message or log line ever contains it.
+// the Authorization header: no message or log line ever contains it. A
+// stopping run does not wait for retries: see ClientOptions::cancelled.
 #pragma once
 
 #include <atomic>
@@ -29,6 +30,9 @@ struct ClientOptions {
   int backoff_max_ms = 60000;
   int timeout_ms = 120000;
   std::uint64_t seed = 1;  // for the backoff jitter
+  // When it turns true (the run is stopping), every request still waiting
+  // or in flight ends at once as "cancelled" (checked at least every 250 ms).
+  std::function<bool()> cancelled;
 };
 
 struct TokenUsage {
@@ -43,7 +47,7 @@ struct Outcome {
   std::string body;         // the accepted response body
   std::string request_id;   // the response's x-request-id header
   TokenUsage usage;         // when ok: as check() read it
-  std::string reason;       // when !ok: "http_<status>", "timeout", "connection", "bad_response"
+  std::string reason;       // when !ok: "http_<status>", "timeout", "connection", "bad_response", "cancelled"
   std::string message;      // when !ok: what went wrong, for a person
   int attempts = 0;
 };

@@ -168,6 +168,45 @@ TEST_F(EngineTest, StopThenResumeGivesTheSameOutput) {
   EXPECT_TRUE(output("whole") == output("stopped"));
 }
 
+// A stop does not wait for asynchronous work (a teacher's requests and
+// retries): the batches in flight are given up and nothing since the last
+// checkpoint is committed, so the resumed run ends exactly as an
+// uninterrupted one, with no record dropped for having been given up.
+TEST_F(EngineTest, AStopAbandonsAsynchronousWorkBackToTheLastCheckpoint) {
+  make_corpus(4000, 0);
+  const std::filesystem::path hold = dir_ / "hold";
+  Settings s;
+  s.checkpoint_every = 256;
+  s.test_stage = "mode: hold, ms_per_batch: 1, while_exists: " + hold.string();
+  execute(pipeline("whole", s));
+  const spec::PipelineSpec spec = pipeline("stopped", s);
+  {
+    auto store = store::Store::open(spec.state_dir);
+    engine::Run run(*store, spec);
+    std::thread stopper([&] {
+      while (run.snapshot().checkpoints < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      distill::testing::write_file(hold, "");  // from now on each batch is held for an hour
+      while (run.snapshot().inflight_batches < 4) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      run.stop();
+    });
+    EXPECT_EQ(run.execute(), RunStatus::Stopped);
+    stopper.join();
+    EXPECT_GT(drops(step(run.snapshot(), "test_stage"), "gave_up"), 0) << "the held batches were given up";
+  }
+  {
+    auto store = store::Store::open(spec.state_dir);
+    EXPECT_EQ(store::RunStore(*store).latest_run("test")->status, RunStatus::Stopped);
+  }
+  std::filesystem::remove(hold);
+  Outcome resumed = execute(spec);
+  ASSERT_EQ(resumed.status, RunStatus::Completed) << resumed.snapshot.error;
+  EXPECT_TRUE(resumed.snapshot.resumed);
+  EXPECT_EQ(drops(step(resumed.snapshot, "test_stage"), "gave_up"), 0) << "a given-up batch was committed";
+  EXPECT_EQ(step(resumed.snapshot, "sink:jsonl").kept,
+            4000 - drops(step(resumed.snapshot, "exact_dedupe"), "duplicate"));
+  EXPECT_TRUE(output("whole") == output("stopped"));
+}
+
 TEST_F(EngineTest, FailingStageFailsTheRunAndAFixedRunResumes) {
   make_corpus(6000);
   const std::filesystem::path trigger = dir_ / "trigger";

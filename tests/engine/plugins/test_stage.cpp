@@ -10,10 +10,15 @@
 //                   it into an exit code)
 //   mode: serial_prepare -- declares a prepare() with parallelism 0, which must
 //                   still run before process()
+//   mode: hold   -- asynchronous: holds each batch ms_per_batch (an hour while
+//                   the file while_exists exists), or until the run is
+//                   cancelled, when it gives the batch up (its records
+//                   dropped as gave_up), as a teacher abandons its requests
 // and, as a sink, one whose finish() is long, reports progress and a gauge,
 // and commits its progress every commit_every steps.
 #include <distill/plugin.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <condition_variable>
@@ -21,6 +26,7 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -67,10 +73,58 @@ class Completer {
   std::thread thread_;
 };
 
+// Holds batches until their time is up or the run is cancelled.
+class Holder {
+ public:
+  explicit Holder(const Context& ctx) : ctx_(ctx), thread_([this] { loop(); }) {}
+  ~Holder() {
+    stopping_ = true;
+    thread_.join();
+  }
+  void hold(Batch& batch, std::function<void()> done, std::chrono::milliseconds time) {
+    std::lock_guard lock(mutex_);
+    held_.push_back({&batch, std::move(done), std::chrono::steady_clock::now() + time});
+  }
+
+ private:
+  struct Held {
+    Batch* batch;
+    std::function<void()> done;
+    std::chrono::steady_clock::time_point until;
+  };
+  void loop() {
+    while (!stopping_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      std::vector<Held> ready;
+      {
+        std::lock_guard lock(mutex_);
+        const bool give_up = ctx_.cancelled();
+        const auto now = std::chrono::steady_clock::now();
+        for (auto it = held_.begin(); it != held_.end();) {
+          if (!give_up && it->until > now) {
+            ++it;
+            continue;
+          }
+          if (give_up) it->batch->for_each_live([](Slot& slot) { slot.drop_reason = "gave_up"; });
+          ready.push_back(std::move(*it));
+          it = held_.erase(it);
+        }
+      }
+      for (Held& held : ready) held.done();
+    }
+  }
+  const Context& ctx_;
+  std::mutex mutex_;
+  std::vector<Held> held_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
 class TestStage : public Stage {
  public:
   explicit TestStage(Context& ctx)
-      : mode_(ctx.params().str("mode")),
+      : holder_(ctx),
+        mode_(ctx.params().str("mode")),
         ms_per_batch_(ctx.params().integer("ms_per_batch")),
         fail_on_(ctx.params().str("fail_on")),
         while_exists_(ctx.params().str("while_exists")),
@@ -78,13 +132,19 @@ class TestStage : public Stage {
     ctx.log().info("mode " + mode_ + ", threads " + std::to_string(ctx.threads()));
   }
 
-  bool is_async() const override { return mode_ == "async"; }
+  bool is_async() const override { return mode_ == "async" || mode_ == "hold"; }
 
   void prepare(Batch& batch) override {
     batch.for_each_live([](Slot& slot) { slot.record.annotations["prepared"] = 1.0; });
   }
 
   void prepare_async(Batch& batch, std::function<void()> done) override {
+    if (mode_ == "hold") {
+      const bool long_hold = !while_exists_.empty() && std::filesystem::exists(while_exists_);
+      holder_.hold(batch, std::move(done),
+                   long_hold ? std::chrono::milliseconds(std::chrono::hours(1)) : std::chrono::milliseconds(ms_per_batch_));
+      return;
+    }
     completer_.post([&batch, done = std::move(done)] {
       batch.for_each_live([](Slot& slot) { slot.record.annotations["async"] = 1.0; });
       done();
@@ -110,6 +170,7 @@ class TestStage : public Stage {
   }
 
  private:
+  Holder holder_;
   std::string mode_;
   std::int64_t ms_per_batch_;
   std::string fail_on_;
@@ -164,8 +225,8 @@ class TestSink : public Sink {
 
 DISTILL_PLUGIN("test_stage", "engine test helper: async, slow or failing stage; a slow-finishing sink",
                distill::stage<TestStage>({
-                   distill::param::Choice("mode", "behaviour", {"pass", "async", "slow", "fail", "crash", "serial_prepare"}).default_value("pass"),
-                   distill::param::Int("ms_per_batch", "sleep per batch in slow mode").default_value("1").min(0),
+                   distill::param::Choice("mode", "behaviour", {"pass", "async", "slow", "fail", "crash", "serial_prepare", "hold"}).default_value("pass"),
+                   distill::param::Int("ms_per_batch", "sleep per batch in slow mode; hold per batch in hold mode").default_value("1").min(0),
                    distill::param::String("fail_on", "prompt text that triggers the failure").default_value("\"\""),
                    distill::param::String("while_exists", "fail only while this file exists").default_value("\"\""),
                }),
