@@ -13,6 +13,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/file.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -23,6 +24,8 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+
+#include "store/integrity.h"
 
 namespace distill::store {
 namespace {
@@ -126,6 +129,24 @@ class InfoLog : public rocksdb::Logger {
   int fd_ = -1;
 };
 
+// An exclusive flock(2) on the folder's LOCK file, taken before the
+// integrity check so that no other process writes the database while it is
+// read; RocksDB's own lock (fcntl) on the same file is independent of it.
+int lock_folder(const std::filesystem::path& dir) {
+  const std::filesystem::path file = dir / "LOCK";
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw StoreError("cannot open the state database in " + dir.string() + ": cannot open " + file.string() + ": " +
+                     std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw StoreError("cannot open the state database in " + dir.string() + ": it is in use (the lock on " +
+                     file.string() + " is held: " + std::strerror(error) + ")");
+  }
+  return fd;
+}
+
 rocksdb::DBOptions db_options() {
   rocksdb::DBOptions options;
   options.max_background_jobs = 2;
@@ -138,13 +159,19 @@ rocksdb::DBOptions db_options() {
 
 }  // namespace
 
+void throw_damaged(const std::filesystem::path& dir, const std::string& reason) {
+  throw StoreDamaged("the state database in " + dir.string() + " is damaged (" + reason +
+                     "): restore the folder from a backup, or delete it to start the pipeline over; "
+                     "nothing was changed");
+}
+
 void check(const rocksdb::Status& status, std::string_view what) {
   if (!status.ok()) throw StoreError(std::string(what) + ": " + status.ToString());
 }
 
 std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode, Layout layout) {
   std::error_code ec;
-  if (mode == Mode::ReadOnly && !std::filesystem::exists(dir / "CURRENT", ec))
+  if (mode == Mode::ReadOnly && !std::filesystem::exists(dir / "CURRENT", ec) && !has_files_without_current(dir))
     throw StoreError("there is no state database in " + dir.string() + " (the pipeline has not run yet)");
   if (mode == Mode::ReadWrite) std::filesystem::create_directories(dir, ec);
   if (ec) throw StoreError("cannot create state folder " + dir.string() + ": " + ec.message());
@@ -152,6 +179,7 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode, 
   std::unique_ptr<Store> store(new Store());
   store->dir_ = dir;
   if (mode == Mode::ReadWrite) {
+    store->lock_fd_ = lock_folder(dir);
     const struct statvfs disk = disk_of(dir);
     store->reserve_bytes_ = std::min<std::uint64_t>(kReserveBytes, disk.f_blocks * disk.f_frsize / 16);
     store->check_free_space(0);
@@ -171,27 +199,40 @@ void Store::open_database(Mode mode, Layout layout) {
 
   rocksdb::DBOptions options = db_options();
   options.info_log = std::make_shared<InfoLog>();
+  if (!std::filesystem::exists(dir_ / "CURRENT")) {
+    if (has_files_without_current(dir_)) throw_damaged(dir_, "its CURRENT file is missing");
+  } else if (mode == Mode::ReadWrite) {
+    commit_ = verify(dir_, options, descriptors);
+  }
+
   rocksdb::DB* raw = nullptr;
   rocksdb::Status status;
   if (mode == Mode::ReadOnly) {
     status = rocksdb::DB::OpenForReadOnly(options, dir_.string(), descriptors, &handles_, &raw);
   } else {
     options.create_if_missing = true;
-    options.create_missing_column_families = true;
+    options.create_missing_column_families = true;  // a new database
     options.info_log = std::make_shared<InfoLog>(dir_);
     status = rocksdb::DB::Open(options, dir_.string(), descriptors, &handles_, &raw);
   }
+  if (status.IsCorruption()) throw_damaged(dir_, status.ToString());
   check(status, "cannot open the state database in " + dir_.string());
   db_.reset(raw);
   families_.assign(kFamilyNames.size(), nullptr);
   for (std::size_t i = 0; i < families.size(); ++i)
     families_[static_cast<std::size_t>(families[i])] = handles_[i + 1];
+  if (mode == Mode::ReadWrite && commit_ == 0) {  // a new database, or one from before markers: mark it
+    WriteSet marks(*this);
+    write(marks, true);
+    write_marked_file(dir_);
+  }
 }
 
 Store::~Store() {
   if (db_)
     for (rocksdb::ColumnFamilyHandle* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
   db_.reset();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 rocksdb::ColumnFamilyHandle* Store::family(Family family) const {
@@ -217,6 +258,9 @@ void Store::put(Family family, std::string_view key, std::string_view value) {
 }
 
 void Store::write(WriteSet& writes, bool sync) {
+  const std::string marker = encode_commit(++commit_);
+  for (rocksdb::ColumnFamilyHandle* family : families_)
+    if (family) check(writes.batch_->Put(family, kCommitKey, marker), "collecting a write");
   apply(*writes.batch_, sync);
 }
 
@@ -272,8 +316,10 @@ void WriteSet::erase(Family family, std::string_view key_prefix, std::string_vie
 void Store::scan(Family family, std::string_view prefix,
                  const std::function<bool(std::string_view, std::string_view)>& visit) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), this->family(family)));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key() == kCommitKey) continue;
     if (!visit(it->key().ToStringView(), it->value().ToStringView())) break;
+  }
   check(it->status(), "scanning the state database");
 }
 

@@ -11,14 +11,17 @@
 // database (Layout::Daemon, see server/catalog.h):
 //   pipelines     name                            -> the pipeline's record JSON
 //   revisions     name \0 revision(u64)           -> a submitted pipeline file JSON
+// Every family also holds the marker of the last commit (integrity.h).
 //
-// Reliability: a write that would leave less than a reserve of free space
-// on the state folder's disk is refused before RocksDB runs out of space
-// mid-write; and after a failed write the store refuses every
+// Reliability: opening for writes verifies the database before RocksDB may
+// change a file (integrity.h); a write that would leave less than a reserve
+// of free space on the state folder's disk is refused before RocksDB runs
+// out of space mid-write; and after a failed write the store refuses every
 // further write, because RocksDB's writers abort the process (an assertion
 // left on in Debian's build) when used again after an error.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -45,6 +48,15 @@ class StoreError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// The database is damaged; the message says how and what to do.
+class StoreDamaged : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
+// Throws StoreDamaged for the database in `dir`, with `reason`.
+[[noreturn]] void throw_damaged(const std::filesystem::path& dir, const std::string& reason);
 
 enum class Family { Runs, Checkpoints, PluginState, Drops, Shared, Pipelines, Revisions };
 
@@ -76,8 +88,8 @@ class Store {
   // Opens the database in `dir`, creating it in ReadWrite mode. ReadOnly
   // works while another process has it open for writing (it sees the data
   // as of opening). Throws StoreError naming the folder and RocksDB's
-  // reason (e.g. locked by another process); ReadWrite also when the disk
-  // has less than the reserve free.
+  // reason (e.g. locked by another process). ReadWrite runs the integrity
+  // check first (StoreDamaged) and needs the reserve free (StoreError).
   static std::unique_ptr<Store> open(const std::filesystem::path& dir, Mode mode = Mode::ReadWrite,
                                      Layout layout = Layout::Pipeline);
   ~Store();
@@ -90,7 +102,8 @@ class Store {
 
   std::optional<std::string> get(Family family, std::string_view key) const;
   void put(Family family, std::string_view key, std::string_view value);
-  // Applies the writes atomically; `sync` waits for the WAL to reach the disk.
+  // Applies the writes atomically, with the next commit marker in every
+  // family; `sync` waits for the WAL to reach the disk.
   void write(WriteSet& writes, bool sync);
   // Visits keys with `prefix` in order until `visit` returns false.
   void scan(Family family, std::string_view prefix,
@@ -104,7 +117,9 @@ class Store {
   void check_free_space(std::uint64_t bytes) const;
 
   std::filesystem::path dir_;
+  int lock_fd_ = -1;  // ReadWrite: held for the store's life, integrity check included
   std::uint64_t reserve_bytes_ = 0;
+  std::atomic<std::uint64_t> commit_{0};  // the last commit's marker
   mutable std::mutex failure_mutex_;
   std::string failure_;  // the first failed write's error; no write after it
   std::unique_ptr<rocksdb::DB> db_;

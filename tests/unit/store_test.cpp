@@ -1,5 +1,6 @@
 // Unit tests of the RocksDB store (daemon/store): opening, plugin state namespaces, runs, checkpoints and drops;
-// the free-space reserve and failed writes on a full tmpfs.
+// the integrity check on damaged databases; the free-space reserve and failed writes on a full tmpfs.
+#include "store/integrity.h"
 #include "store/plugin_state.h"
 #include "store/runs.h"
 #include "store/store.h"
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -488,6 +490,197 @@ TEST_F(DropsTest, InvalidUtf8InARecordIsStoredWithReplacementCharacters) {
   const std::vector<DropSample> samples = runs.drops("bin", 1, "", "", 10);
   ASSERT_EQ(samples.size(), 1u);
   EXPECT_EQ(samples[0].record_json, "{\"raw\":\"a\xEF\xBF\xBD" "b\"}");
+}
+
+// The integrity check (store/integrity.h) on databases damaged the ways disks and people damage them.
+class DamagedStoreTest : public StoreTest {
+ protected:
+  // Commits `commits` times into every family, flushing each commit to table files.
+  void fill(int commits) {
+    for (int i = 0; i < commits; ++i) {
+      WriteSet batch(*store_);
+      for (Family family : {Family::Runs, Family::Checkpoints, Family::PluginState, Family::Drops, Family::Shared})
+        for (int k = 0; k < 200; ++k)
+          batch.put(family, "p" + std::to_string(i) + "/" + std::to_string(k), std::string(100, static_cast<char>('a' + k % 26)));
+      store_->write(batch, true);
+      ASSERT_TRUE(store_->db().Flush(rocksdb::FlushOptions(), {store_->family(Family::Runs), store_->family(Family::Checkpoints),
+                                                              store_->family(Family::PluginState), store_->family(Family::Drops),
+                                                              store_->family(Family::Shared)}).ok());
+    }
+  }
+
+  // The first file of the folder whose name starts with `prefix` and ends with `suffix`.
+  std::filesystem::path file_like(const std::string& prefix, const std::string& suffix) const {
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      const std::string name = entry.path().filename().string();
+      if (name.starts_with(prefix) && name.ends_with(suffix)) return entry.path();
+    }
+    ADD_FAILURE() << "no file " << prefix << "*" << suffix << " in " << dir_;
+    return {};
+  }
+
+  std::map<std::string, std::string> contents() const {
+    std::map<std::string, std::string> files;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      std::ifstream in(entry.path(), std::ios::binary);
+      files[entry.path().filename().string()] = std::string(std::istreambuf_iterator<char>(in), {});
+    }
+    return files;
+  }
+
+  // Opening (in `mode`) must report the damage with `reason` and what to do, and change no file.
+  void expect_damaged(const std::string& reason, Store::Mode mode = Store::Mode::ReadWrite) {
+    store_.reset();
+    const auto before = contents();
+    try {
+      Store::open(dir_, mode);
+      ADD_FAILURE() << "a damaged store opened";
+    } catch (const StoreDamaged& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("the state database in " + dir_.string() + " is damaged ("), std::string::npos) << message;
+      EXPECT_NE(message.find(reason), std::string::npos) << message;
+      EXPECT_NE(message.find("restore the folder from a backup, or delete it to start the pipeline over; nothing was changed"),
+                std::string::npos)
+          << message;
+    }
+    EXPECT_EQ(contents(), before);
+  }
+};
+
+TEST_F(DamagedStoreTest, EveryFamilyHoldsTheLastCommitsMarker) {
+  fill(2);
+  for (Family family : {Family::Runs, Family::Checkpoints, Family::PluginState, Family::Drops, Family::Shared}) {
+    std::string marker;
+    ASSERT_TRUE(store_->db().Get(rocksdb::ReadOptions(), store_->family(family), kCommitKey, &marker).ok());
+    EXPECT_EQ(marker, encode_commit(3));  // the mark of the new database, then two commits
+  }
+  reopen();
+  WriteSet batch(*store_);
+  store_->write(batch, true);
+  std::string marker;
+  ASSERT_TRUE(store_->db().Get(rocksdb::ReadOptions(), store_->family(Family::Drops), kCommitKey, &marker).ok());
+  EXPECT_EQ(marker, encode_commit(4));
+}
+
+TEST_F(DamagedStoreTest, ScansNeverShowTheMarker) {
+  store_->put(Family::Runs, "a", "1");
+  std::vector<std::string> keys;
+  store_->scan(Family::Runs, "", [&keys](std::string_view key, std::string_view) {
+    keys.emplace_back(key);
+    return true;
+  });
+  EXPECT_EQ(keys, std::vector<std::string>{"a"});
+}
+
+TEST_F(DamagedStoreTest, FamiliesThatDisagreeOnTheLastCommit) {
+  fill(1);
+  ASSERT_TRUE(store_->db().Put(rocksdb::WriteOptions(), store_->family(Family::PluginState), kCommitKey, encode_commit(1)).ok());
+  expect_damaged("column family runs was last written by commit 2, column family plugin_state by commit 1");
+}
+
+TEST_F(DamagedStoreTest, AFamilyWithoutTheMarker) {
+  fill(1);
+  ASSERT_TRUE(store_->db().Delete(rocksdb::WriteOptions(), store_->family(Family::Drops), kCommitKey).ok());
+  expect_damaged("column family drops lacks the marker of commit 2 that the others hold");
+}
+
+TEST_F(DamagedStoreTest, AMissingFamily) {
+  fill(1);
+  ASSERT_TRUE(store_->db().DropColumnFamily(store_->family(Family::PluginState)).ok());
+  expect_damaged("column family plugin_state is missing");
+}
+
+TEST_F(DamagedStoreTest, AMissingCurrentFile) {
+  fill(1);
+  store_.reset();
+  std::filesystem::remove(dir_ / "CURRENT");
+  expect_damaged("its CURRENT file is missing");
+  expect_damaged("its CURRENT file is missing", Store::Mode::ReadOnly);
+}
+
+TEST_F(DamagedStoreTest, AMissingManifest) {
+  fill(1);
+  store_.reset();
+  std::filesystem::remove(file_like("MANIFEST-", ""));
+  expect_damaged("MANIFEST-");
+}
+
+TEST_F(DamagedStoreTest, ATruncatedManifest) {
+  fill(4);
+  store_.reset();
+  const std::filesystem::path manifest = file_like("MANIFEST-", "");
+  std::filesystem::resize_file(manifest, std::filesystem::file_size(manifest) / 2);
+  expect_damaged("");
+}
+
+TEST_F(DamagedStoreTest, ABitFlipInAManifest) {
+  fill(4);
+  store_.reset();
+  const std::filesystem::path manifest = file_like("MANIFEST-", "");
+  std::fstream file(manifest, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekg(static_cast<std::streamoff>(std::filesystem::file_size(manifest) / 2));
+  const char byte = static_cast<char>(file.peek() ^ 0x10);
+  file.seekp(static_cast<std::streamoff>(std::filesystem::file_size(manifest) / 2));
+  file.put(byte);
+  file.close();
+  expect_damaged("Corruption");
+}
+
+TEST_F(DamagedStoreTest, ABitFlipInATableFileIsFoundByReadingEveryBlock) {
+  fill(1);
+  store_.reset();
+  const std::filesystem::path table = file_like("", ".sst");
+  std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekg(100);  // inside the first data block
+  const char byte = static_cast<char>(file.peek() ^ 0x01);
+  file.seekp(100);
+  file.put(byte);
+  file.close();
+  expect_damaged("Corruption");
+}
+
+TEST_F(DamagedStoreTest, ATruncatedTableFile) {
+  fill(1);
+  store_.reset();
+  const std::filesystem::path table = file_like("", ".sst");
+  std::filesystem::resize_file(table, std::filesystem::file_size(table) / 2);
+  expect_damaged("Corruption");
+}
+
+TEST_F(DamagedStoreTest, AStoreFromBeforeMarkersIsMarkedWhenOpened) {
+  store_.reset();
+  std::filesystem::remove_all(dir_);
+  {
+    rocksdb::DBOptions options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}}};
+    for (const char* name : {"runs", "checkpoints", "plugin_state", "drops", "shared"}) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.string(), families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[1], "old", "run").ok());
+    for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  }
+  store_ = Store::open(dir_);
+  EXPECT_EQ(store_->get(Family::Runs, "old"), "run");
+  std::string marker;
+  ASSERT_TRUE(store_->db().Get(rocksdb::ReadOptions(), store_->family(Family::Shared), kCommitKey, &marker).ok());
+  EXPECT_EQ(marker, encode_commit(1));
+}
+
+TEST_F(DamagedStoreTest, ASecondWriterIsRefusedBeforeTheCheckReadsAnything) {
+  try {
+    Store::open(dir_);
+    FAIL() << "a second writer opened the store";
+  } catch (const StoreDamaged& e) {
+    FAIL() << "a store in use was called damaged: " << e.what();
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("it is in use (the lock on " + (dir_ / "LOCK").string()), std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(Store::open(dir_, Store::Mode::ReadOnly));
 }
 
 // A store on a tmpfs of its own, filled up.
