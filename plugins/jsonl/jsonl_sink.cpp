@@ -3,7 +3,9 @@
 // (part-r<run>-<shard>.jsonl); rejected records with their step and reason
 // (rejects-r<run>.jsonl); and manifest.json describing every run. Files are
 // committed at checkpoints: the committed lengths live in the instance's
-// state, and a resumed run cuts every file back to them.
+// state, and a resumed run cuts every file back to them, after checking
+// that none is shorter than committed (damaged output is reported, not
+// written over).
 #include <distill/plugin.h>
 #include <distill/record_json.h>
 #include <nlohmann/json.hpp>
@@ -148,6 +150,7 @@ class JsonlSink : public Sink {
       terms_ = state.at("terms").get<std::map<std::string, std::int64_t>>();
       for (const Shard& s : shards_) keep.push_back(s.file);
     }
+    check_committed();
     const std::string prefix = "part-" + run_tag_ + "-";
     for (const auto& entry : fs::directory_iterator(dir_)) {
       const std::string name = entry.path().filename().string();
@@ -159,6 +162,25 @@ class JsonlSink : public Sink {
     if (!shards_.empty()) current_ = std::make_unique<OutputFile>(dir_ / shards_.back().file, shards_.back().bytes);
     if (rejects_committed_ > 0 || fs::exists(dir_ / rejects_name()))
       rejects_file_ = std::make_unique<OutputFile>(dir_ / rejects_name(), rejects_committed_);
+  }
+
+  // A file shorter than its committed length lost records outside
+  // distilld; resuming would write after the hole. Checked before restore()
+  // changes any file.
+  void check_committed() const {
+    std::vector<std::pair<std::string, std::uint64_t>> committed_files;
+    for (const Shard& s : shards_) committed_files.emplace_back(s.file, s.bytes);
+    committed_files.emplace_back(rejects_name(), rejects_committed_);
+    for (const auto& [name, bytes] : committed_files) {
+      std::error_code ec;
+      const std::uintmax_t size = fs::file_size(dir_ / name, ec);
+      if (bytes == 0 || (!ec && size >= bytes)) continue;
+      const std::string found = ec ? " is missing" : " is " + std::to_string(size) + " bytes, shorter than";
+      throw std::runtime_error("the output in " + dir_.string() + " is damaged (" + name + found + " the " +
+                               std::to_string(bytes) +
+                               " bytes committed at the last checkpoint): restore the folder from a backup, or "
+                               "delete it and the state folder to start the pipeline over; no file was changed");
+    }
   }
 
   void write_kept(const Record& record, const std::string& line) {
