@@ -118,7 +118,7 @@ class TeacherStage : public Stage {
         check_parser_(jsonl::Format::ChatCompletion) {
     for (const auto& [name, value] : ctx.params().value("params").object()) params_[name] = scalar_json(value.scalar());
     client_ = std::make_unique<teacher::TeacherClient>(
-        client_options(ctx.params()), teacher::ClientCounters{ctx.counter("requests_sent"), ctx.counter("retries")});
+        client_options(ctx), teacher::ClientCounters{ctx.counter("requests_sent"), ctx.counter("retries")});
     if (batch_mode_) {
       start_batch_mode(ctx);
       ctx.log().info("teacher " + model_ + " at " + base_url_ + " through the Batch API");
@@ -213,8 +213,12 @@ class TeacherStage : public Stage {
   }
 
  private:
-  static teacher::ClientOptions client_options(const Params& p) {
+  // A stopping run does not wait for requests and their retries: they end
+  // as "cancelled", and the engine commits nothing of the batches in flight.
+  static teacher::ClientOptions client_options(Context& ctx) {
+    const Params& p = ctx.params();
     teacher::ClientOptions o;
+    o.cancelled = [&ctx] { return ctx.cancelled(); };
     std::string base = p.str("base_url");
     while (base.ends_with("/")) base.pop_back();
     o.url = base + "/chat/completions";
@@ -250,7 +254,7 @@ class TeacherStage : public Stage {
     settings.pipeline = ctx.run().pipeline;
     settings.step = ctx.run().instance;
     settings.run = ctx.run().run;
-    const teacher::ClientOptions online = client_options(p);
+    const teacher::ClientOptions online = client_options(ctx);
     teacher::BatchApiOptions api;
     api.base_url = base_url_;
     api.api_key = online.api_key;

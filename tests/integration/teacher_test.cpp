@@ -129,6 +129,28 @@ TEST_F(TeacherTest, ARequestThatNeverSucceedsIsADeadLetterAskedAgainNextRun) {
   EXPECT_EQ(healthy.paid_calls(), 20u);
 }
 
+// A stop does not wait out the teacher's retries (here a minute of
+// backoff after every failure): the requests are abandoned and the run
+// stops at once, resumable from its last checkpoint.
+TEST_F(TeacherTest, AStopDoesNotWaitForRetries) {
+  write_prompts(50);
+  TeacherServer failing(dir_.path(), {"--rate-500", "1"});
+  const std::string file = pipeline("stop", failing, "concurrency: 4, retries: {max: 8, base_ms: 60000, max_ms: 60000}");
+  const pid_t pid = spawn({std::getenv("DISTILLD_BIN"), "run", file}, (dir_ / "stop.log").string());
+  // Every prompt's first attempt fails, and each waits a minute to retry.
+  while (failing.requests().size() < 50) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const auto stopped_at = std::chrono::steady_clock::now();
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, std::chrono::seconds(30))
+      << "the stop waited for a minute of backoff";
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130) << read_file(dir_ / "stop.log");
+  EXPECT_NE(read_file(dir_ / "stop.log").find("abandoned"), std::string::npos) << read_file(dir_ / "stop.log");
+  EXPECT_EQ(failing.requests().size(), 50u) << "no retry may be sent after the stop";
+}
+
 TEST_F(TeacherTest, RequestRateStaysUnderTheLimit) {
   write_prompts(80);
   TeacherServer server(dir_.path(), {"--threads", "64"});
