@@ -9,13 +9,13 @@
 #  4. the daemon's start-up time, from exec to its first answered call,
 #     with 20 stored pipelines.
 # The pipeline is jsonl -> exact_dedupe -> minhash_dedupe -> policy ->
-# jsonl over a generated corpus of 1 KB responses (default 200,000 lines).
+# jsonl over a generated corpus of 1 KB responses (default 1,000,000 lines).
 #   tests/bench/daemon_control.sh [RECORDS]     (from the repository root)
 # Builds into $BUILD_DIR (default build/) when needed; works under
 # $BENCH_DIR (default /tmp/distilld-bench).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-records=${1:-200000}
+records=${1:-1000000}
 rounds=${ROUNDS:-3}
 build=${BUILD_DIR:-build}
 work=${BENCH_DIR:-/tmp/distilld-bench}/daemon
