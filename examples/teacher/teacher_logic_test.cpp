@@ -1,10 +1,13 @@
 // Unit tests of the local teacher's logic: answers, noise, fault draws,
-// request validation and the OpenAI-shaped bodies.
+// request validation, the OpenAI-shaped bodies, and the Files and Batch API.
 #include "teacher_logic.h"
+
+#include "batch_store.h"
 
 #include <cmath>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -391,6 +394,89 @@ TEST(Bodies, ErrorModelsAndLogLine) {
   EXPECT_EQ(fault_name(Fault::rate_limit), "429");
   EXPECT_EQ(fault_name(Fault::server_error), "500");
   EXPECT_EQ(fault_name(Fault::reset), "reset");
+}
+
+std::string batch_input(int lines) {
+  std::string text;
+  for (int i = 0; i < lines; ++i) {
+    json line = {{"custom_id", "c" + std::to_string(i)}, {"method", "POST"}, {"url", "/v1/chat/completions"}};
+    line["body"]["model"] = "m";
+    line["body"]["messages"] = json::array({{{"role", "user"}, {"content", "Spell " + std::to_string(10 + i)}}});
+    text += line.dump() + "\n";
+  }
+  return text;
+}
+
+json created_batch(BatchStore& store, const std::string& input) {
+  const json file = json::parse(store.upload("batch", "in.jsonl", input).body);
+  const Reply reply = store.create(json{{"input_file_id", file["id"]},
+                                        {"endpoint", "/v1/chat/completions"},
+                                        {"completion_window", "24h"},
+                                        {"metadata", {{"k", "v"}}}}
+                                       .dump());
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  return json::parse(reply.body);
+}
+
+std::vector<json> jsonl_lines(const std::string& text) {
+  std::vector<json> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  return lines;
+}
+
+TEST(BatchStore, ABatchAnswersItsLinesWithTheChatLogicAndLogsThem) {
+  std::vector<LogEntry> log;
+  BatchStore store({0, 0, 0, 0, 1, 0}, [&log](const LogEntry& entry) { log.push_back(entry); });
+  const json batch = created_batch(store, batch_input(3));
+  EXPECT_EQ(batch["status"], "validating");
+  EXPECT_EQ(batch["metadata"]["k"], "v");
+  const json done = json::parse(store.retrieve(batch["id"]).body);
+  EXPECT_EQ(done["status"], "completed");
+  EXPECT_EQ(done["request_counts"], json::parse(R"({"total":3,"completed":3,"failed":0})"));
+  EXPECT_TRUE(done["error_file_id"].is_null());
+  const std::vector<json> output = jsonl_lines(store.file_content(done["output_file_id"]).body);
+  ASSERT_EQ(output.size(), 3u);
+  EXPECT_EQ(output[1]["custom_id"], "c1");
+  EXPECT_EQ(output[1]["response"]["status_code"], 200);
+  EXPECT_EQ(output[1]["response"]["body"]["choices"][0]["message"]["content"], "one one");
+  EXPECT_TRUE(output[1]["error"].is_null());
+  // The upload, the create (with its lines), three answered lines, the retrieve and the download.
+  ASSERT_EQ(log.size(), 7u);
+  EXPECT_EQ(log[1].api, "POST /v1/batches");
+  EXPECT_EQ(log[1].lines, (std::vector<std::string>{"c0", "c1", "c2"}));
+  EXPECT_EQ(log[2].custom_id, "c0");
+  EXPECT_EQ(log[2].batch_id, batch["id"]);
+  EXPECT_EQ(store.retrieve("batch_404").status, 404);
+}
+
+TEST(BatchStore, FailedLinesExpiryCutOutputListAndCancel) {
+  BatchStore store({0, 1, 1, 1, 1, 0}, [](const LogEntry&) {});
+  const json expired = json::parse(store.retrieve(created_batch(store, batch_input(4))["id"]).body);
+  EXPECT_EQ(expired["status"], "expired");
+  const std::vector<json> errors = jsonl_lines(store.file_content(expired["error_file_id"]).body);
+  ASSERT_EQ(errors.size(), 4u);  // two lines failed with HTTP 500, two never ran
+  EXPECT_EQ(errors[0]["response"]["status_code"], 500);
+  EXPECT_EQ(errors[3]["error"]["code"], "batch_expired");
+
+  const json second = json::parse(store.retrieve(created_batch(store, "{\"custom_id\":\"x\"}\n")["id"]).body);
+  EXPECT_EQ(second["status"], "failed");
+  EXPECT_EQ(second["errors"]["data"][0]["line"], 1);
+
+  BatchStore slow({60000, 0, 0, 1, 1, 0}, [](const LogEntry&) {});
+  const json pending = created_batch(slow, batch_input(1));
+  const json listed = json::parse(slow.list(std::nullopt, 10).body);
+  EXPECT_EQ(listed["data"][0]["id"], pending["id"]);
+  EXPECT_FALSE(listed["has_more"]);
+  EXPECT_EQ(json::parse(slow.cancel(pending["id"]).body)["status"], "cancelled");
+  EXPECT_EQ(json::parse(slow.list(pending["id"].get<std::string>(), 10).body)["data"].size(), 0u);
+
+  BatchStore cut({0, 0, 0, 1, 1, 0}, [](const LogEntry&) {});
+  const json done = json::parse(cut.retrieve(created_batch(cut, batch_input(2))["id"]).body);
+  const std::string first = cut.file_content(done["output_file_id"]).body;
+  const std::string whole = cut.file_content(done["output_file_id"]).body;
+  EXPECT_EQ(first, whole.substr(0, whole.size() / 2));
+  EXPECT_EQ(jsonl_lines(whole).size(), 2u);
 }
 
 }  // namespace

@@ -47,6 +47,14 @@ Outcome failure(std::string reason, std::string message, int attempts) {
   return outcome;
 }
 
+Outcome unfinished(std::string message, int attempts) {
+  Outcome outcome;
+  outcome.reason = kUnfinished;
+  outcome.message = std::move(message);
+  outcome.attempts = attempts;
+  return outcome;
+}
+
 // How one line of a batch ended.
 struct LineEnd {
   enum Kind { answered, failed, resubmit } kind = failed;
@@ -108,8 +116,7 @@ void BatchCollector::request(const std::string& cache_key, std::string body) {
   {
     std::lock_guard lock(mutex_);
     if (halted_) {
-      now.push_back({cache_key, failure("unfinished", halt_message_, 0)});
-      now.back().second.reason = kUnfinished;
+      now.push_back({cache_key, unfinished(halt_message_, 0)});
     } else if (hooks_.cached(cache_key)) {
       return;  // answered by a batch a moment ago; its waiter has been served
     } else {
@@ -145,19 +152,22 @@ void BatchCollector::deliver(const Deliveries& deliveries, const std::string& ba
 void BatchCollector::loop() {
   for (;;) {
     bool halted;
-    bool stop_with_lines;
+    std::optional<std::string> stopped_batches;  // set when the run stops while lines wait
     {
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_; });
       if (stopping_) return;
       halted = halted_;
-      stop_with_lines = !waiting_.empty() && hooks_.cancelled();
+      if (!waiting_.empty() && hooks_.cancelled()) {
+        stopped_batches.emplace();
+        for (const auto& [id, s] : open_)
+          *stopped_batches += (stopped_batches->empty() ? "" : ", ") + (s.batch_id.empty() ? id : s.batch_id);
+      }
     }
     if (halted) continue;
-    if (stop_with_lines) {
-      std::string ids;
-      for (const auto& [id, s] : open_) ids += (ids.empty() ? "" : ", ") + (s.batch_id.empty() ? id : s.batch_id);
-      halt("stopped while prompts wait for the Batch API (batches: " + (ids.empty() ? "none yet" : ids) +
+    if (stopped_batches) {
+      halt("stopped while prompts wait for the Batch API (batches: " +
+           (stopped_batches->empty() ? std::string("none yet") : *stopped_batches) +
            "); the batches stay recorded and the next run collects them");
       continue;
     }
@@ -178,11 +188,7 @@ void BatchCollector::halt(const std::string& message) {
     if (halted_) return;
     halted_ = true;
     halt_message_ = message;
-    for (const auto& [cache_key, line] : waiting_) {
-      Outcome outcome = failure("unfinished", message, line.attempts);
-      outcome.reason = kUnfinished;
-      all.push_back({cache_key, std::move(outcome)});
-    }
+    for (const auto& [cache_key, line] : waiting_) all.push_back({cache_key, unfinished(message, line.attempts)});
     waiting_.clear();
     queue_.clear();
     queued_bytes_ = 0;
