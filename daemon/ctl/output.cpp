@@ -83,6 +83,7 @@ engine::RunSnapshot snapshot_of(const rpc::PipelineStatus& status) {
   s.error = status.info.error;
   s.records_read = status.info.records_read;
   s.records_read_here = static_cast<std::int64_t>(status.records_per_s * status.elapsed_s);
+  s.bytes_read_here = static_cast<std::uint64_t>(status.bytes_read_here);
   s.source_progress = {static_cast<std::uint64_t>(status.bytes_done), static_cast<std::uint64_t>(status.bytes_total)};
   for (const rpc::StepStats& step : status.steps) {
     distill::StepStats stats;

@@ -160,6 +160,7 @@ PipelineStatus status_of(const engine::RunSnapshot& s) {
                                                       : -1;
   fill_from_steps(status, s.steps);
   status.bytes_done = static_cast<std::int64_t>(s.source_progress.done);
+  status.bytes_read_here = static_cast<std::int64_t>(s.bytes_read_here);
   status.bytes_total = static_cast<std::int64_t>(s.source_progress.total);
   status.elapsed_s = s.elapsed_s;
   status.records_per_s = s.elapsed_s > 0 ? static_cast<double>(s.records_read_here) / s.elapsed_s : 0;

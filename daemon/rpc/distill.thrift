@@ -99,6 +99,7 @@ struct PipelineStatus {
   11: double finish_total,
   12: string finish_unit,
   13: bool live,                 // true: from the running worker; false: as last recorded
+  14: i64 bytes_read_here,       // bytes the source read in that execution (API 2)
 }
 
 struct Message {
