@@ -76,7 +76,7 @@ struct BatchApi::Impl {
         problem = "HTTP " + std::to_string(reply.status) + ": " + error_text(reply.body);
         retryable = reply.status == 429 || reply.status == 408 || reply.status >= 500;
       }
-      if (!retryable) throw BatchApiError(what + " failed: " + problem);
+      if (!retryable) throw BatchApiError(what + " failed: " + problem, reply.status);
       if (attempt > options.max_retries)
         throw BatchApiError(what + " failed after " + std::to_string(attempt) + " attempts: " + problem);
       wait(retry_delay_ms(attempt, reply.retry_after_ms), what, problem);

@@ -18,7 +18,13 @@ namespace distill::teacher {
 
 class BatchApiError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit BatchApiError(const std::string& message, long status = 0) : std::runtime_error(message), status_(status) {}
+  // The HTTP status of a refusal that retrying cannot change (a 4xx other
+  // than 408 and 429), else 0.
+  long refused_with() const { return status_; }
+
+ private:
+  long status_;
 };
 
 struct BatchApiOptions {

@@ -222,13 +222,16 @@ void BatchCollector::reattach() {
     found.push_back(std::move(s));
     return true;
   });
+  const auto forget = [this](const Submission& s, const std::string& why) {
+    for (const std::string& cache_key : s.keys)
+      if (text_of(line_record(cache_key), "sub") == s.id) durable_.erase(key("line", cache_key));
+    durable_.erase(key("sub", s.id));
+    ctx_.log().info("submission " + s.id + " " + why + ": its " + std::to_string(s.keys.size()) +
+                    " lines go into a new batch");
+  };
   for (Submission& s : found) {
     if (s.state == "recorded") {
-      for (const std::string& cache_key : s.keys)
-        if (text_of(line_record(cache_key), "sub") == s.id) durable_.erase(key("line", cache_key));
-      durable_.erase(key("sub", s.id));
-      ctx_.log().info("submission " + s.id + " was recorded but never uploaded: its " +
-                      std::to_string(s.keys.size()) + " lines go into a new batch");
+      forget(s, "was recorded but never uploaded");
       continue;
     }
     if (s.state == "uploaded") {
@@ -238,7 +241,13 @@ void BatchCollector::reattach() {
         put_submission(s);
         ctx_.log().info("found batch " + s.batch_id + " of submission " + s.id + " among the account's batches");
       } else {
-        create(s);
+        try {
+          create(s);
+        } catch (const BatchApiError& e) {
+          if (!e.refused_with()) throw;  // no answer: it may exist, so it must not be created again
+          forget(s, std::string("cannot become a batch (") + e.what() + ")");
+          continue;
+        }
       }
     }
     ctx_.log().info("re-attached to batch " + s.batch_id + " (" + std::to_string(s.keys.size()) + " lines)");
