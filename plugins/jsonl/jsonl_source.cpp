@@ -1,10 +1,11 @@
 // The jsonl source: imports teacher outputs from JSONL files (a path or a
-// glob) in the shapes formats.h reads, on top of io::LineSource (reading,
-// position, parallel decoding). A line that cannot be used becomes a dead
-// letter: dropped at the source with its reason, line number and text.
+// glob) in the shapes plugins/common/jsonl_formats.h reads, on top of
+// io::LineSource (reading, position, parallel decoding). A line that cannot
+// be used becomes a dead letter: dropped at the source with its reason,
+// line number and text.
 #include <distill/plugin.h>
 
-#include "formats.h"
+#include "jsonl_formats.h"
 #include "line_source.h"
 
 namespace {

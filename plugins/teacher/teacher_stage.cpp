@@ -21,7 +21,7 @@
 #include <unordered_map>
 
 #include "batch_collector.h"
-#include "formats.h"
+#include "jsonl_formats.h"
 #include "teacher_client.h"
 
 namespace {

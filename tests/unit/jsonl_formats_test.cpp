@@ -1,7 +1,7 @@
-// Unit tests of the jsonl plugin's line parser (plugins/jsonl/formats.h):
+// Unit tests of the JSONL line parser (plugins/common/jsonl_formats.h):
 // every format, auto-detection, every dead-letter reason, hostile input and
 // the Batch API input index.
-#include "formats.h"
+#include "jsonl_formats.h"
 
 #include <distill/record_json.h>
 

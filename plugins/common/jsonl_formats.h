@@ -1,8 +1,10 @@
-// The jsonl source plugin's line parser: turns one JSONL line of teacher
-// output (OpenAI chat completion, Batch API output, `messages`, ShareGPT or
-// Alpaca) into distill::Record values or a dead letter, and indexes a Batch
-// API input file so output lines can be joined to their prompts. Pure: no
-// plugin, Context or I/O other than reading the batch input file.
+// The JSONL line parser the jsonl source and the teacher stage share: turns
+// one JSONL line of teacher output (OpenAI chat completion, Batch API
+// output, `messages`, ShareGPT or Alpaca) into distill::Record values or a
+// dead letter, and indexes a Batch API input file so output lines can be
+// joined to their prompts. The teacher reads each HTTP response body with
+// it (Format::ChatCompletion). Pure: no plugin, Context or I/O other than
+// reading the batch input file.
 //
 // Decisions worth knowing:
 // - Content given as an array of parts keeps its text parts, joined by "\n";

@@ -1,7 +1,7 @@
-// The jsonl line parser (see formats.h): format detection, per-format
+// The JSONL line parser (see jsonl_formats.h): format detection, per-format
 // extraction that names the offending key in every dead letter, and the
 // Batch API input index (custom_id -> line position, re-read with pread).
-#include "formats.h"
+#include "jsonl_formats.h"
 
 #include <fcntl.h>
 #include <unistd.h>
