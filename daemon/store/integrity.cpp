@@ -67,14 +67,12 @@ void write_marked_file(const std::filesystem::path& dir) {
   if (!durable) throw StoreError("cannot write " + file.string() + ": " + std::strerror(error));
 }
 
-bool has_files_without_current(const std::filesystem::path& dir) {
+bool lost_current(const std::filesystem::path& dir) {
   std::error_code ec;
   if (std::filesystem::exists(dir / "CURRENT", ec)) return false;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name == "IDENTITY" || name == kMarkedFile || name.starts_with("MANIFEST-") || name.starts_with("OPTIONS-") ||
-        name.ends_with(".sst") || name.ends_with(".log"))
-      return true;
+    if (name == kMarkedFile || name.ends_with(".sst") || name.ends_with(".log")) return true;
   }
   return false;
 }
@@ -84,13 +82,18 @@ std::uint64_t verify(const std::filesystem::path& dir, const rocksdb::DBOptions&
   std::vector<std::string> present;
   const rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(options, dir.string(), &present);
   if (!listed.ok()) throw_open_error(dir, listed);
-  for (const rocksdb::ColumnFamilyDescriptor& d : expected)
-    if (std::find(present.begin(), present.end(), d.name) == present.end())
+  const bool marked = std::filesystem::exists(dir / kMarkedFile);
+  std::vector<rocksdb::ColumnFamilyDescriptor> found;
+  for (const rocksdb::ColumnFamilyDescriptor& d : expected) {
+    if (std::find(present.begin(), present.end(), d.name) != present.end())
+      found.push_back(d);
+    else if (marked)
       throw_damaged(dir, "column family " + d.name + " is missing");
+  }
 
   ReadOnlyDb opened;
   rocksdb::DB* raw = nullptr;
-  const rocksdb::Status status = rocksdb::DB::OpenForReadOnly(options, dir.string(), expected, &opened.handles, &raw);
+  const rocksdb::Status status = rocksdb::DB::OpenForReadOnly(options, dir.string(), found, &opened.handles, &raw);
   if (!status.ok()) throw_open_error(dir, status);
   opened.db.reset(raw);
 
@@ -111,7 +114,7 @@ std::uint64_t verify(const std::filesystem::path& dir, const rocksdb::DBOptions&
                              ", column family " + family->GetName() + " by commit " + std::to_string(*marker));
     }
   }
-  if (!agreed && std::filesystem::exists(dir / kMarkedFile))
+  if (!agreed && marked)
     throw_damaged(dir, "no column family holds a commit marker, though " + std::string(kMarkedFile) +
                            " says they were written: the database lost its data");
   if (agreed && !unmarked.empty())

@@ -38,12 +38,16 @@ std::string encode_commit(std::uint64_t commit);
 // Writes kMarkedFile durably; the families hold markers already.
 void write_marked_file(const std::filesystem::path& dir);
 
-// Whether `dir` holds files of a database whose CURRENT file is missing.
-bool has_files_without_current(const std::filesystem::path& dir);
+// Whether `dir` holds a database's data (table or WAL files, kMarkedFile)
+// but no CURRENT file. RocksDB writes CURRENT last when it creates a
+// database, so a creation cut short leaves at most IDENTITY, a MANIFEST
+// and OPTIONS: that is a new database to create again, not damage.
+bool lost_current(const std::filesystem::path& dir);
 
 // Verifies the existing database in `dir`, whose families are `expected`
-// (the default family first; every layout has had its families from its
-// first version on). Throws StoreDamaged saying what is wrong, or
+// (the default family first). Without kMarkedFile families may be missing
+// (the first open was cut short while it created them): opening for
+// writes creates them. Throws StoreDamaged saying what is wrong, or
 // StoreError when it cannot be read for another reason (e.g. permissions).
 // Returns the commit number the families agree on; 0 for a database
 // without kMarkedFile whose families hold no marker (written before

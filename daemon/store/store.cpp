@@ -171,7 +171,7 @@ void check(const rocksdb::Status& status, std::string_view what) {
 
 std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode, Layout layout) {
   std::error_code ec;
-  if (mode == Mode::ReadOnly && !std::filesystem::exists(dir / "CURRENT", ec) && !has_files_without_current(dir))
+  if (mode == Mode::ReadOnly && !std::filesystem::exists(dir / "CURRENT", ec) && !lost_current(dir))
     throw StoreError("there is no state database in " + dir.string() + " (the pipeline has not run yet)");
   if (mode == Mode::ReadWrite) std::filesystem::create_directories(dir, ec);
   if (ec) throw StoreError("cannot create state folder " + dir.string() + ": " + ec.message());
@@ -200,7 +200,7 @@ void Store::open_database(Mode mode, Layout layout) {
   rocksdb::DBOptions options = db_options();
   options.info_log = std::make_shared<InfoLog>();
   if (!std::filesystem::exists(dir_ / "CURRENT")) {
-    if (has_files_without_current(dir_)) throw_damaged(dir_, "its CURRENT file is missing");
+    if (lost_current(dir_)) throw_damaged(dir_, "its CURRENT file is missing");
   } else if (mode == Mode::ReadWrite) {
     commit_ = verify(dir_, options, descriptors);
   }
@@ -211,7 +211,7 @@ void Store::open_database(Mode mode, Layout layout) {
     status = rocksdb::DB::OpenForReadOnly(options, dir_.string(), descriptors, &handles_, &raw);
   } else {
     options.create_if_missing = true;
-    options.create_missing_column_families = true;  // a new database
+    options.create_missing_column_families = true;  // a new database, or one whose first open was cut short
     options.info_log = std::make_shared<InfoLog>(dir_);
     status = rocksdb::DB::Open(options, dir_.string(), descriptors, &handles_, &raw);
   }
@@ -221,9 +221,13 @@ void Store::open_database(Mode mode, Layout layout) {
   families_.assign(kFamilyNames.size(), nullptr);
   for (std::size_t i = 0; i < families.size(); ++i)
     families_[static_cast<std::size_t>(families[i])] = handles_[i + 1];
-  if (mode == Mode::ReadWrite && commit_ == 0) {  // a new database, or one from before markers: mark it
-    WriteSet marks(*this);
-    write(marks, true);
+  // A new database, one from before markers, or one whose first open was
+  // killed before kMarkedFile was written.
+  if (mode == Mode::ReadWrite && !std::filesystem::exists(dir_ / kMarkedFile)) {
+    if (commit_ == 0) {
+      WriteSet marks(*this);
+      write(marks, true);
+    }
     write_marked_file(dir_);
   }
 }

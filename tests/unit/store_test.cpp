@@ -598,6 +598,28 @@ TEST_F(DamagedStoreTest, AMissingCurrentFile) {
   expect_damaged("its CURRENT file is missing", Store::Mode::ReadOnly);
 }
 
+// RocksDB writes CURRENT last when it creates a database: a first open
+// killed before it leaves no data, and the database is created again.
+TEST_F(DamagedStoreTest, ACreationCutShortIsNotDamage) {
+  store_.reset();
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  for (const char* name : {"IDENTITY", "MANIFEST-000001", "LOCK"}) std::ofstream(dir_ / name) << "cut short";
+  store_ = Store::open(dir_);
+  store_->put(Family::Runs, "k", "v");
+  reopen();
+  EXPECT_EQ(store_->get(Family::Runs, "k"), "v");
+}
+
+TEST_F(DamagedStoreTest, FamiliesMissingAfterAFirstOpenCutShortAreCreated) {
+  ASSERT_TRUE(store_->db().DropColumnFamily(store_->family(Family::Drops)).ok());
+  store_.reset();
+  std::filesystem::remove(dir_ / std::string(kMarkedFile));
+  store_ = Store::open(dir_);
+  store_->put(Family::Drops, "k", "v");
+  EXPECT_TRUE(std::filesystem::exists(dir_ / std::string(kMarkedFile)));
+}
+
 TEST_F(DamagedStoreTest, AMissingManifest) {
   fill(1);
   store_.reset();
