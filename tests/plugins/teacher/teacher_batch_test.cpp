@@ -1,8 +1,8 @@
 // The teacher stage's batch mode (mode: batch) against the real local
 // teacher's Files and Batch API and real distilld processes: the same
 // records as an online run at the batch price, SIGKILL at each step of a
-// submission then resume with no line submitted twice (counted from the
-// server's log) and none lost, expired and partly failed batches
+// submission and at random moments, then resume with no line submitted
+// twice (counted from the server's log) and none lost, expired and partly failed batches
 // resubmitted, cached prompts kept out of batches, a cut-off output file
 // reported clearly and collected by the next run, and a stop that leaves
 // the batches to the next run.
@@ -10,6 +10,8 @@
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
+#include <iostream>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -211,6 +213,31 @@ TEST_F(TeacherBatchTest, SigkillAtEachStepThenResumeSubmitsNoLineTwiceAndLosesNo
   ASSERT_EQ(run(file).exit_code, 0);
   EXPECT_EQ(records("early"), expected);
   EXPECT_EQ(custom_ids_submitted_more_than_once(server.batch_submissions()), "");
+}
+
+TEST_F(TeacherBatchTest, SigkillAtRandomMomentsThenResumeSubmitsNoLineTwice) {
+  const std::vector<json> expected = reference();
+  TeacherServer server(folder("server"), {"--latency-ms", "100", "--batch-delay-ms", "800"});
+  const std::string file = batch_pipeline("random", server);
+  std::mt19937 rng(20261207);
+  int kills = 0;
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    const pid_t pid = spawn({std::getenv("DISTILLD_BIN"), "run", "-q", file}, (dir_ / "random.log").string());
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(300, 2000)(rng)));
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) break;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    ++kills;
+  }
+  EXPECT_GE(kills, 2);
+  std::cout << kills << " SIGKILLs at random moments\n";
+  const Finished resumed = run(file);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(records("random"), expected);
+  EXPECT_EQ(server.batch_submissions().size(), static_cast<std::size_t>(kPrompts));
+  EXPECT_EQ(custom_ids_submitted_more_than_once(server.batch_submissions()), "");
+  EXPECT_EQ(server.paid_calls(), static_cast<std::size_t>(kPrompts));
 }
 
 TEST_F(TeacherBatchTest, ExpiredAndPartlyFailedBatchesAreResubmitted) {
