@@ -1,6 +1,6 @@
 // Damaged stores and outputs under a real `distilld run`: a truncated or
-// bit-flipped RocksDB file, a missing MANIFEST or CURRENT, a truncated
-// output shard. Each is found at start and reported with what to do, the
+// bit-flipped RocksDB file (MANIFEST, table file, WAL), a missing MANIFEST
+// or CURRENT, a truncated output shard. Each is found at start and reported with what to do, the
 // run exits 1, and no file of the damaged folder changes.
 #include <gtest/gtest.h>
 
@@ -111,6 +111,27 @@ TEST_F(StoreDamageTest, ATruncatedTableFile) {
   ASSERT_FALSE(table.empty());
   fs::resize_file(table, fs::file_size(table) / 2);
   expect_refused("Corruption");
+}
+
+// After a single run the checkpoints are still in the WAL.
+TEST(WalDamage, ABitFlipInTheMiddleOfTheWal) {
+  TempDir dir;
+  write_corpus(dir / "in.jsonl", {6000, 300, 0.05, 0.01, true, 5});
+  write_file(dir / "p.yaml", "name: wal\nengine: {checkpoint_every_records: 1000}\n"
+                             "source: {plugin: jsonl, path: in.jsonl}\nstages: [{plugin: minhash_dedupe}]\n"
+                             "sinks: [{plugin: jsonl, dir: out}]\n");
+  ASSERT_EQ(distilld("run -q " + (dir / "p.yaml").string()).exit_code, 0);
+  const fs::path state = dir / "runs" / "wal" / "state";
+  const fs::path wal = largest(state, "", ".log");
+  ASSERT_FALSE(wal.empty());
+  flip_byte(wal, fs::file_size(wal) / 2);
+  const auto before = read_dir(state);
+  const Finished run = distilld("run -q --new-run " + (dir / "p.yaml").string());
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("error: the state database in " + state.string() + " is damaged (Corruption: checksum mismatch)"),
+            std::string::npos)
+      << run.output;
+  EXPECT_TRUE(read_dir(state) == before) << "the damaged store changed";
 }
 
 // A run stopped (SIGTERM) after some checkpoints, whose committed shard is

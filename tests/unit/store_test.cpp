@@ -648,6 +648,25 @@ TEST_F(DamagedStoreTest, ABitFlipInAManifest) {
   expect_damaged("Corruption");
 }
 
+// Point-in-time recovery would end the log at the bad record and drop
+// every commit after it without a word.
+TEST_F(DamagedStoreTest, ABitFlipInTheMiddleOfTheWal) {
+  for (int i = 0; i < 20; ++i) {
+    WriteSet batch(*store_);
+    batch.put(Family::Runs, "k" + std::to_string(i), std::string(1000, 'w'));
+    store_->write(batch, true);
+  }
+  store_.reset();
+  const std::filesystem::path wal = file_like("", ".log");
+  std::fstream file(wal, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekg(static_cast<std::streamoff>(std::filesystem::file_size(wal) / 2));
+  const char byte = static_cast<char>(file.peek() ^ 0x01);
+  file.seekp(static_cast<std::streamoff>(std::filesystem::file_size(wal) / 2));
+  file.put(byte);
+  file.close();
+  expect_damaged("Corruption: checksum mismatch");
+}
+
 TEST_F(DamagedStoreTest, ABitFlipInATableFileIsFoundByReadingEveryBlock) {
   fill(1);
   store_.reset();
