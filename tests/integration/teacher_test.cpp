@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "process.h"
@@ -111,6 +112,66 @@ TEST_F(TeacherTest, EveryPromptIsAnsweredUnderThirtyPercentFaults) {
   std::size_t faults = 0;
   for (const json& r : server.requests()) faults += r.value("fault", "none") != "none";
   EXPECT_GT(faults, 50u) << "the server injected too few faults for this test to mean anything";
+}
+
+// The fault storm: 30% of requests fail in every way the local teacher can
+// fail them (429 with Retry-After, 500, connection resets, cut-off bodies,
+// answers slower than the timeout), under a rate limit and with only two
+// retries, so some prompts become dead letters. Every prompt ends answered
+// or counted as a dead letter, the limit holds throughout, and the next
+// run asks again for the dead letters and nothing else.
+TEST_F(TeacherTest, AFaultStormEndsWithEveryPromptAnsweredOrADeadLetterAskedAgainNextRun) {
+  write_prompts(300);
+  TeacherServer server(dir_.path(), {"--threads", "64", "--rate-429", "0.08", "--retry-after-ms", "30", "--rate-500",
+                                     "0.08", "--rate-reset", "0.05", "--rate-malformed", "0.05", "--rate-slow", "0.04",
+                                     "--slow-ms", "1500", "--seed", "11"});
+  const std::string file =
+      pipeline("storm", server,
+               "concurrency: 32, timeout_s: 1, limits: {requests_per_minute: 6000}, retries: {max: 2, base_ms: 5, max_ms: 20}");
+  const Finished first = run(file);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const long answered = summary_count(first.output, "teacher_answers");
+  long dead_letters = 0;
+  for (const char* reason : {"teacher_http_429", "teacher_http_500", "teacher_connection", "teacher_bad_response",
+                             "teacher_timeout"})
+    dead_letters += std::max(0L, summary_count(first.output, std::string("dropped ") + reason));
+  EXPECT_GT(dead_letters, 0) << "too few faults for the storm to mean anything\n" << first.output;
+  EXPECT_EQ(answered + dead_letters, 300) << first.output;
+  EXPECT_EQ(records("storm").size(), static_cast<std::size_t>(answered));
+
+  const std::vector<json> storm = server.requests();
+  std::size_t faults = 0;
+  std::set<std::string> faults_seen;
+  std::set<std::string> answered_prompts;
+  for (const json& r : storm) {
+    const std::string fault = r.value("fault", "none");
+    if (fault != "none") {
+      ++faults;
+      faults_seen.insert(fault);
+    } else if (r.value("status", 0) == 200) {
+      answered_prompts.insert(r.value("prompt_sha", ""));
+    }
+  }
+  EXPECT_GT(static_cast<double>(faults) / static_cast<double>(storm.size()), 0.2);
+  EXPECT_EQ(faults_seen, (std::set<std::string>{"429", "500", "malformed", "reset", "slow"}));
+  // 100 requests/s with a one-second burst of 100: no second holds more than 200.
+  for (std::size_t i = 0, j = 0; i < storm.size(); ++i) {
+    while (storm[i]["t_ms"].get<double>() - storm[j]["t_ms"].get<double>() > 1000) ++j;
+    ASSERT_LE(i - j + 1, 200u) << "the rate limit did not hold at request " << i;
+  }
+
+  const Finished second = run_command(std::string(std::getenv("DISTILLD_BIN")) + " run -q --new-run " + file);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  std::set<std::string> asked_again;
+  const std::vector<json> all = server.requests();
+  for (std::size_t i = storm.size(); i < all.size(); ++i) asked_again.insert(all[i].value("prompt_sha", ""));
+  EXPECT_EQ(asked_again.size(), static_cast<std::size_t>(dead_letters)) << "the next run asks again for the dead letters";
+  for (const std::string& prompt : asked_again)
+    EXPECT_FALSE(answered_prompts.count(prompt)) << "a prompt answered in the storm was asked again";
+  std::printf("fault storm: %zu requests, %zu faults (%.0f%%), %ld answered, %ld dead letters; the next run asked "
+              "for %zu prompts\n",
+              storm.size(), faults, 100.0 * static_cast<double>(faults) / static_cast<double>(storm.size()), answered,
+              dead_letters, asked_again.size());
 }
 
 TEST_F(TeacherTest, ARequestThatNeverSucceedsIsADeadLetterAskedAgainNextRun) {
