@@ -23,8 +23,7 @@ namespace {
 [[noreturn]] void throw_open_error(const std::filesystem::path& dir, const rocksdb::Status& status) {
   if (status.IsCorruption() || status.IsPathNotFound() || status.IsNotFound())
     throw_damaged(dir, status.ToString());
-  check(status, "cannot open the state database in " + dir.string());
-  throw StoreError("cannot open the state database in " + dir.string());
+  throw StoreError("cannot open the state database in " + dir.string() + ": " + status.ToString());
 }
 
 // A read-only database with its family handles, released in the order RocksDB needs.
