@@ -113,6 +113,28 @@ TEST_F(StoreDamageTest, ATruncatedTableFile) {
   expect_refused("Corruption");
 }
 
+// The reproduction as it was: one completed run, its MANIFEST cut
+// in half, then --new-run (which kept again every record run 1 kept).
+TEST(ManifestDamage, ATruncatedManifestAfterOneRun) {
+  TempDir dir;
+  write_corpus(dir / "in.jsonl", {6000, 300, 0.05, 0.01, true, 5});
+  write_file(dir / "p.yaml", "name: one\nengine: {checkpoint_every_records: 1000}\n"
+                             "source: {plugin: jsonl, path: in.jsonl}\nstages: [{plugin: minhash_dedupe}]\n"
+                             "sinks: [{plugin: jsonl, dir: out}]\n");
+  ASSERT_EQ(distilld("run -q " + (dir / "p.yaml").string()).exit_code, 0);
+  const fs::path state = dir / "runs" / "one" / "state";
+  const fs::path manifest = largest(state, "MANIFEST-", "");
+  fs::resize_file(manifest, fs::file_size(manifest) / 2);
+  const auto before = read_dir(state);
+  const Finished run = distilld("run -q --new-run " + (dir / "p.yaml").string());
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("error: the state database in " + state.string() + " is damaged (column family "),
+            std::string::npos)
+      << run.output;
+  EXPECT_TRUE(read_dir(state) == before) << "the damaged store changed";
+  EXPECT_FALSE(fs::exists(dir / "out" / "part-r0002-00000.jsonl")) << "run 2 ran on the damaged store";
+}
+
 // After a single run the checkpoints are still in the WAL.
 TEST(WalDamage, ABitFlipInTheMiddleOfTheWal) {
   TempDir dir;
