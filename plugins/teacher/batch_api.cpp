@@ -5,9 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <random>
 #include <thread>
+
+#include "retry_policy.h"
 
 namespace distill::teacher {
 namespace {
@@ -17,7 +18,7 @@ using nlohmann::json;
 struct Reply {
   long status = 0;
   std::string body;
-  double retry_after_ms = -1;
+  std::optional<double> retry_after_ms;
 };
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
@@ -31,21 +32,12 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   std::transform(line.begin(), line.end(), line.begin(), [](unsigned char c) { return std::tolower(c); });
   try {
     if (line.starts_with("retry-after-ms:")) reply->retry_after_ms = std::stod(line.substr(15));
-    if (line.starts_with("retry-after:") && reply->retry_after_ms < 0)
+    if (line.starts_with("retry-after:") && !reply->retry_after_ms)
       reply->retry_after_ms = std::stod(line.substr(12)) * 1000.0;
   } catch (const std::exception&) {
     // An HTTP-date Retry-After, or garbage: the backoff schedule applies.
   }
   return size * count;
-}
-
-// The provider's error message in an OpenAI-style error body, or the body's start.
-std::string error_text(const std::string& body) {
-  const json parsed = json::parse(body, nullptr, false);
-  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object() &&
-      parsed["error"].contains("message") && parsed["error"]["message"].is_string())
-    return parsed["error"]["message"].get<std::string>();
-  return body.substr(0, 200);
 }
 
 }  // namespace
@@ -73,13 +65,14 @@ struct BatchApi::Impl {
       } else if (code != CURLE_OK) {
         problem = std::string(curl_easy_strerror(code)) + (error[0] ? std::string(": ") + error : "");
       } else {
-        problem = "HTTP " + std::to_string(reply.status) + ": " + error_text(reply.body);
-        retryable = reply.status == 429 || reply.status == 408 || reply.status >= 500;
+        problem = "HTTP " + std::to_string(reply.status) + ": " + error_message(reply.body);
+        retryable = retryable_status(reply.status);
       }
       if (!retryable) throw BatchApiError(what + " failed: " + problem, reply.status);
       if (attempt > options.max_retries)
         throw BatchApiError(what + " failed after " + std::to_string(attempt) + " attempts: " + problem);
-      wait(retry_delay_ms(attempt, reply.retry_after_ms), what, problem);
+      wait(retry_delay_ms(attempt, reply.retry_after_ms, options.backoff_base_ms, options.backoff_max_ms, rng), what,
+           problem);
     }
   }
 
@@ -126,13 +119,6 @@ struct BatchApi::Impl {
     curl_slist_free_all(headers);
     curl_easy_cleanup(easy);
     return code;
-  }
-
-  double retry_delay_ms(int attempt, double retry_after_ms) {
-    const double longest = options.backoff_max_ms;
-    if (retry_after_ms >= 0) return std::min(retry_after_ms, longest);
-    const double ceiling = std::min(longest, options.backoff_base_ms * std::pow(2.0, attempt - 1));
-    return std::uniform_real_distribution<double>(ceiling / 2, ceiling)(rng);
   }
 
   void wait(double ms, const std::string& what, const std::string& problem) {

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <map>
 #include <random>
 #include <mutex>
@@ -16,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "retry_policy.h"
 #include "token_bucket.h"
 
 namespace distill::teacher {
@@ -35,18 +35,6 @@ std::string trim(std::string_view text) {
   if (begin == std::string_view::npos) return "";
   const auto end = text.find_last_not_of(" \t\r\n");
   return std::string(text.substr(begin, end - begin + 1));
-}
-
-// The message of an OpenAI-style error body, or the start of the body.
-std::string error_message(const std::string& body) {
-  const std::string key = "\"message\"";
-  const auto at = body.find(key);
-  if (at != std::string::npos) {
-    const auto open = body.find('"', body.find(':', at + key.size()));
-    const auto close = open == std::string::npos ? open : body.find('"', open + 1);
-    if (close != std::string::npos) return body.substr(open + 1, close - open - 1);
-  }
-  return body.substr(0, 200);
 }
 
 }  // namespace
@@ -269,7 +257,7 @@ struct TeacherClient::Impl {
     } else {
       outcome.reason = "http_" + std::to_string(status);
       outcome.message = "HTTP " + std::to_string(status) + ": " + error_message(job->response);
-      retryable = status == 429 || status == 408 || status >= 500;
+      retryable = retryable_status(status);
     }
     if (!retryable || job->attempts > options.max_retries) {
       job->request.done(std::move(outcome));
@@ -280,16 +268,9 @@ struct TeacherClient::Impl {
     waiting.emplace(job->not_before, std::move(job));
   }
 
-  // Retry-After when the server gave one, else exponential backoff with jitter.
   Clock::duration retry_delay(const Job& job) {
-    double ms;
-    if (job.retry_after_ms) {
-      ms = std::clamp(*job.retry_after_ms, 0.0, static_cast<double>(options.backoff_max_ms));
-    } else {
-      const double ceiling = std::min(static_cast<double>(options.backoff_max_ms),
-                                      options.backoff_base_ms * std::pow(2.0, job.attempts - 1));
-      ms = std::uniform_real_distribution<double>(ceiling / 2, ceiling)(rng);
-    }
+    const double ms =
+        retry_delay_ms(job.attempts, job.retry_after_ms, options.backoff_base_ms, options.backoff_max_ms, rng);
     return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(ms));
   }
 
