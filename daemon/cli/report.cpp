@@ -49,6 +49,14 @@ std::string with_commas(std::int64_t value) {
   return value < 0 ? "-" + digits : digits;
 }
 
+// "45 s", "12 min", "3.5 h": how long the rest of the input takes at this
+// execution's rate so far.
+std::string eta_text(double seconds) {
+  if (seconds < 90) return fixed(seconds, 0) + " s";
+  if (seconds < 90 * 60) return fixed(seconds / 60, 0) + " min";
+  return fixed(seconds / 3600, 1) + " h";
+}
+
 std::string progress_block(const engine::RunSnapshot& s) {
   std::ostringstream out;
   const double mb = static_cast<double>(s.bytes_read_here) / 1e6;
@@ -59,7 +67,11 @@ std::string progress_block(const engine::RunSnapshot& s) {
   }
   out << with_commas(s.records_read) << " records  ";
   if (s.elapsed_s > 0) out << fixed(mb / s.elapsed_s, 1) << " MB/s  ";
-  out << fixed(s.elapsed_s, 0) << " s\n";
+  out << fixed(s.elapsed_s, 0) << " s";
+  const auto left = static_cast<double>(s.source_progress.total) - static_cast<double>(s.source_progress.done);
+  if (s.source_progress.total > 0 && left > 0 && s.bytes_read_here > 0 && s.elapsed_s > 1)
+    out << "  ETA " << eta_text(left / (static_cast<double>(s.bytes_read_here) / s.elapsed_s));
+  out << "\n";
   for (const StepStats& step : s.steps) {
     out << "  " << pad(step.step, 20) << " in " << lpad(with_commas(step.records_in), 12) << "  kept "
         << lpad(with_commas(step.kept), 12);

@@ -177,6 +177,7 @@ TEST_F(DaemonTest, FullLifecycle) {
   const Finished watched = ctl("status life --watch --interval 0.2");
   EXPECT_EQ(watched.exit_code, 0) << watched.output;
   EXPECT_EQ(watched.output.find(" 0.0 MB/s"), std::string::npos) << "the source's bytes must reach the client";
+  EXPECT_NE(watched.output.find(" ETA "), std::string::npos) << watched.output;
   EXPECT_EQ(state_of("life"), "completed");
   const Finished status = ctl("status life");
   EXPECT_NE(status.output.find("run 1 of pipeline 'life' completed (resumed from its checkpoint)"), std::string::npos)
