@@ -47,9 +47,9 @@ Outcome failure(std::string reason, std::string message, int attempts) {
   return outcome;
 }
 
-Outcome unfinished(std::string message, int attempts) {
+Outcome unfinished(std::string reason, std::string message, int attempts) {
   Outcome outcome;
-  outcome.reason = kUnfinished;
+  outcome.reason = std::move(reason);
   outcome.message = std::move(message);
   outcome.attempts = attempts;
   return outcome;
@@ -116,7 +116,7 @@ void BatchCollector::request(const std::string& cache_key, std::string body) {
   {
     std::lock_guard lock(mutex_);
     if (halted_) {
-      now.push_back({cache_key, unfinished(halt_message_, 0)});
+      now.push_back({cache_key, unfinished(halt_reason_, halt_message_, 0)});
     } else if (hooks_.cached(cache_key)) {
       return;  // answered by a batch a moment ago; its waiter has been served
     } else {
@@ -166,34 +166,39 @@ void BatchCollector::loop() {
     }
     if (halted) continue;
     if (stopped_batches) {
-      halt("stopped while prompts wait for the Batch API (batches: " +
-           (stopped_batches->empty() ? std::string("none yet") : *stopped_batches) +
-           "); the batches stay recorded and the next run collects them");
+      halt(kCancelled, "stopped while prompts wait for the Batch API (batches: " +
+                           (stopped_batches->empty() ? std::string("none yet") : *stopped_batches) +
+                           "); the batches stay recorded and the next run collects them");
       continue;
     }
     try {
       submit_ready();
       poll_due();
     } catch (const std::exception& e) {
-      halt(e.what());
+      halt(kUnfinished, e.what());
     }
     update_gauges();
   }
 }
 
-void BatchCollector::halt(const std::string& message) {
+void BatchCollector::halt(const std::string& reason, const std::string& message) {
   Deliveries all;
   {
     std::lock_guard lock(mutex_);
     if (halted_) return;
     halted_ = true;
+    halt_reason_ = reason;
     halt_message_ = message;
-    for (const auto& [cache_key, line] : waiting_) all.push_back({cache_key, unfinished(message, line.attempts)});
+    for (const auto& [cache_key, line] : waiting_)
+      all.push_back({cache_key, unfinished(reason, message, line.attempts)});
     waiting_.clear();
     queue_.clear();
     queued_bytes_ = 0;
   }
-  ctx_.log().error("batch collection halted: " + message);
+  if (reason == kCancelled)
+    ctx_.log().info(message);
+  else
+    ctx_.log().error("batch collection halted: " + message);
   deliver(all, "");
 }
 

@@ -23,8 +23,10 @@
 // the batch does not hold, or a second answer to one, is ignored and counted.
 // A Files/Batch API call that still fails after its retries, or an output
 // file that cannot be read, halts the collector: every waiting line is
-// reported with reason kUnfinished and the message, and the recorded
-// batches are re-attached by the next run.
+// reported with reason kUnfinished and the message. A stop of the run
+// halts it too, with reason kCancelled (the engine then commits nothing
+// of the records in flight). Either way the recorded batches are
+// re-attached by the next run.
 #pragma once
 
 #include <distill/plugin.h>
@@ -52,9 +54,10 @@
 
 namespace distill::teacher {
 
-// The reason of a line that is neither answered nor failed: the collector
-// stopped (a stop of the run, or an error it cannot get past).
+// The reasons of a line that is neither answered nor failed: the collector
+// met an error it cannot get past (the run must fail), or the run stops.
 inline constexpr const char* kUnfinished = "batch_unfinished";
+inline constexpr const char* kCancelled = "cancelled";
 
 struct BatchSettings {
   std::size_t max_requests = 50000;      // lines per input file
@@ -127,7 +130,7 @@ class BatchCollector {
   std::optional<std::string> find_created(const Submission& submission);
   void poll_due();
   void finish(Submission& submission, const nlohmann::json& batch);
-  void halt(const std::string& message);
+  void halt(const std::string& reason, const std::string& message);
   void deliver(const Deliveries& deliveries, const std::string& batch_id);
   void report(Submission& submission, const nlohmann::json& batch);
   void update_gauges();
@@ -154,6 +157,7 @@ class BatchCollector {
   std::map<std::string, Submission> open_;  // by submission id
   std::uint64_t submissions_made_ = 0;
   bool halted_ = false;
+  std::string halt_reason_;
   std::string halt_message_;
   bool stopping_ = false;
   std::thread thread_;

@@ -332,7 +332,9 @@ TEST_F(TeacherBatchTest, ASigtermWhileBatchesRunStopsAtOnceAndTheNextRunCollects
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(seconds, 2.0) << "a stop waited for the batch";
   const std::string log = read_file(dir_ / "stopped.log");
-  EXPECT_NE(log.find("stopped while prompts wait for the Batch API"), std::string::npos) << log;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << log;
+  EXPECT_NE(log.find("stopped while prompts wait for the Batch API (batches: batch_"), std::string::npos) << log;
+  EXPECT_NE(log.find("' stopped"), std::string::npos) << log;
   const Finished resumed = run(file);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_EQ(records("stopped").size(), static_cast<std::size_t>(kPrompts));
