@@ -35,6 +35,17 @@ std::string text_of(const json& object, const char* name) {
                                                                                   : std::string();
 }
 
+std::int64_t integer_of(const json& object, const char* name) {
+  return object.is_object() && object.contains(name) && object[name].is_number_integer()
+             ? object[name].get<std::int64_t>()
+             : 0;
+}
+
+const json& member(const json& object, const char* name) {
+  static const json none;
+  return object.is_object() && object.contains(name) ? object[name] : none;
+}
+
 bool ended(const std::string& status) {
   return status == "completed" || status == "failed" || status == "expired" || status == "cancelled";
 }
@@ -204,8 +215,19 @@ void BatchCollector::halt(const std::string& reason, const std::string& message)
 
 void BatchCollector::update_gauges() {
   std::lock_guard lock(mutex_);
+  std::int64_t total = 0;
+  std::int64_t completed = 0;
+  std::int64_t failed = 0;
+  for (const auto& [id, s] : open_) {
+    total += s.counts.total;
+    completed += s.counts.completed;
+    failed += s.counts.failed;
+  }
   ctx_.gauge("batches_in_flight", static_cast<double>(open_.size()));
   ctx_.gauge("batch_lines_waiting", static_cast<double>(waiting_.size()));
+  ctx_.gauge("batch_requests_total", static_cast<double>(total));
+  ctx_.gauge("batch_requests_completed", static_cast<double>(completed));
+  ctx_.gauge("batch_requests_failed", static_cast<double>(failed));
 }
 
 // Submissions found in the durable record: forget those never uploaded,
@@ -268,12 +290,12 @@ std::optional<std::string> BatchCollector::find_created(const Submission& s) {
     const json list = api_->list(after);
     if (!list.contains("data") || !list["data"].is_array()) return std::nullopt;
     for (const json& batch : list["data"]) {
-      if (text_of(batch.value("metadata", json::object()), "distilld_submission") == s.id) return text_of(batch, "id");
+      if (text_of(member(batch, "metadata"), "distilld_submission") == s.id) return text_of(batch, "id");
       // Listed newest first: past batches created well before the record, it cannot be further on.
-      if (batch.value("created_at", std::int64_t{0}) * 1000 < s.recorded_ms - 3600 * 1000) return std::nullopt;
+      if (integer_of(batch, "created_at") * 1000 < s.recorded_ms - 3600 * 1000) return std::nullopt;
       after = text_of(batch, "id");
     }
-    if (!list.value("has_more", false) || after.empty()) return std::nullopt;
+    if (member(list, "has_more") != true || after.empty()) return std::nullopt;
   }
   return std::nullopt;
 }
@@ -366,14 +388,19 @@ void BatchCollector::poll_due() {
 }
 
 void BatchCollector::report(Submission& s, const json& batch) {
-  const json counts = batch.value("request_counts", json::object());
+  const json& counts = member(batch, "request_counts");
+  {
+    std::lock_guard lock(mutex_);
+    s.counts = {static_cast<int>(integer_of(counts, "total")), static_cast<int>(integer_of(counts, "completed")),
+                static_cast<int>(integer_of(counts, "failed"))};
+  }
   std::string line = "batch " + s.batch_id + ": " + text_of(batch, "status") + ", " +
-                     std::to_string(counts.value("completed", 0)) + "/" + std::to_string(counts.value("total", 0)) +
-                     " completed, " + std::to_string(counts.value("failed", 0)) + " failed";
+                     std::to_string(s.counts.completed) + "/" + std::to_string(s.counts.total) + " completed, " +
+                     std::to_string(s.counts.failed) + " failed";
   if (line == s.last_report) return;
   s.last_report = line;
-  ctx_.log().info(line + " (created " + utc(batch.value("created_at", json())) + ", expires " +
-                  utc(batch.value("expires_at", json())) + ")");
+  ctx_.log().info(line + " (created " + utc(member(batch, "created_at")) + ", expires " +
+                  utc(member(batch, "expires_at")) + ")");
 }
 
 void BatchCollector::finish(Submission& s, const json& batch) {
@@ -406,17 +433,17 @@ void BatchCollector::finish(Submission& s, const json& batch) {
       }
       LineEnd& end = ends[at->second].emplace();
       end.outcome.attempts = s.attempts[at->second];
-      const json& error = line.value("error", json());
-      const json& response = line.value("response", json());
+      const json& error = member(line, "error");
+      const json& response = member(line, "response");
       if (error.is_object()) {
         const std::string code = text_of(error, "code");
         end.kind = code == "batch_expired" || code == "batch_cancelled" ? LineEnd::resubmit : LineEnd::failed;
         end.outcome = failure("error", code + ": " + text_of(error, "message"), end.outcome.attempts);
-      } else if (!response.is_object() || !response.value("status_code", json()).is_number_integer()) {
+      } else if (!member(response, "status_code").is_number_integer()) {
         end.outcome = failure("bad_response", "a result line without a response status", end.outcome.attempts);
       } else {
         const int code = response["status_code"].get<int>();
-        const json& body = response.value("body", json());
+        const json& body = member(response, "body");
         const std::string body_text = body.is_string() ? body.get<std::string>() : body.dump();
         end.outcome.request_id = text_of(response, "request_id");
         end.outcome.status = code;
@@ -436,7 +463,7 @@ void BatchCollector::finish(Submission& s, const json& batch) {
     }
   }
   std::string batch_error = "the batch failed";
-  if (const json errors = batch.value("errors", json()); errors.is_object() && errors.contains("data") &&
+  if (const json& errors = member(batch, "errors"); errors.is_object() && errors.contains("data") &&
                                                          errors["data"].is_array() && !errors["data"].empty())
     batch_error += ": " + text_of(errors["data"][0], "message");
   for (std::size_t i = 0; i < ends.size(); ++i) {

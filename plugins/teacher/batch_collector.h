@@ -117,6 +117,11 @@ class BatchCollector {
     std::vector<std::string> keys;
     std::vector<int> attempts;  // the attempt each line is in this batch (1 = first)
     std::string last_report;    // the status line last logged
+    struct {
+      int total = 0;
+      int completed = 0;
+      int failed = 0;
+    } counts;  // the provider's request_counts at the last poll (under mutex_)
     std::chrono::steady_clock::time_point next_poll{};
   };
   using Delivery = std::pair<std::string, Outcome>;
