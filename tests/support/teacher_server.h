@@ -45,10 +45,12 @@ class TeacherServer {
 
   std::string base_url() const { return "http://127.0.0.1:" + port_ + "/v1"; }
 
-  // Every request the server answered, as logged.
+  // Every request the server answered, as logged. A last line the server
+  // is still writing (no newline yet) is left for the next call.
   std::vector<nlohmann::json> requests() const {
     std::vector<nlohmann::json> lines;
-    std::istringstream in(read_file(log_));
+    const std::string text = read_file(log_);
+    std::istringstream in(text.substr(0, text.rfind('\n') + 1));  // npos + 1 == 0: no complete line yet
     for (std::string line; std::getline(in, line);)
       if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
     return lines;
