@@ -36,7 +36,8 @@ void PromptDecoder::decode(const std::string& line, Slot& slot, std::vector<Slot
   record.provenance = slot.record.provenance;
   const json* messages = nullptr;
   if (auto body = doc.find("body"); body != doc.end() && body->is_object()) {
-    messages = body->contains("messages") ? &(*body)["messages"] : nullptr;
+    if (!body->contains("messages")) return dead(slot, "missing_field", "a Batch API line needs \"body.messages\"");
+    messages = &(*body)["messages"];
     for (const auto& [key, value] : body->items())
       if (key != "model" && key != "messages") record.teacher.params[key] = value.dump();
   } else if (doc.contains("messages")) {
