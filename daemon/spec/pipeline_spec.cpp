@@ -187,7 +187,7 @@ Value::Object portable(const Value::Object& params, const std::vector<ParamSpec>
                        const std::filesystem::path& base_dir) {
   Value::Object out;
   for (const auto& [name, value] : params) {
-    const auto spec = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& p) { return p.name == name; });
+    const auto spec = std::ranges::find(specs, name, &ParamSpec::name);
     if (spec == specs.end()) {
       out.emplace_back(name, value);
     } else if (spec->type == ParamType::Path && value.is_scalar()) {
