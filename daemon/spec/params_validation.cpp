@@ -166,7 +166,29 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+// expanded_size() of a node `depth` levels down. Each level counts its own
+// value, so a cycle runs out of `limit` too, but only after `limit` stack
+// frames: kMaxNesting stops it first.
+std::size_t expanded_size_at(const YAML::Node& node, std::size_t limit, int depth) {
+  if (depth > kMaxNesting) return limit + 1;
+  std::size_t count = 1;
+  if (node.IsSequence()) {
+    for (const YAML::Node& item : node) {
+      if (count > limit) break;
+      count += expanded_size_at(item, limit - count, depth + 1);
+    }
+  } else if (node.IsMap()) {
+    for (const auto& pair : node) {
+      if (count > limit) break;
+      count += 1 + expanded_size_at(pair.second, limit - count, depth + 1);
+    }
+  }
+  return count;
+}
+
 }  // namespace
+
+std::size_t expanded_size(const YAML::Node& node, std::size_t limit) { return expanded_size_at(node, limit, 0); }
 
 Value to_value(const YAML::Node& node, std::optional<Mark> fixed_mark) {
   const Mark mark = fixed_mark ? *fixed_mark : Mark{node.Mark().line + 1, node.Mark().column + 1};

@@ -18,6 +18,17 @@ namespace distill::spec {
 // with `fixed_mark` on every node (for defaults, which stand in no file).
 Value to_value(const YAML::Node& node, std::optional<Mark> fixed_mark = std::nullopt);
 
+// The deepest nesting of values expanded_size() accepts.
+constexpr int kMaxNesting = 256;
+
+// How many values `node` stands for once its aliases are expanded, counted
+// up to `limit` + 1 (so a "billion laughs" file costs no more than that).
+// Values nested deeper than kMaxNesting, as in an anchor that holds an
+// alias of itself (`&a [*a]`, which stands for infinitely many), count as
+// more than `limit`. to_value() expands aliases: bound this first on text
+// nobody checked.
+std::size_t expanded_size(const YAML::Node& node, std::size_t limit);
+
 // Appends to `out` one Diagnostic per problem (unknown, missing, wrong
 // type, out of range) and returns the normalised object. `key_path` is the
 // dotted prefix used in messages; keys in `reserved` are skipped silently.

@@ -217,24 +217,6 @@ std::string fingerprint(const PipelineSpec& spec) {
   return hex;
 }
 
-// How many values `node` stands for once its aliases are expanded, counted
-// up to `limit` + 1 (so a "billion laughs" file costs no more than that).
-std::size_t expanded_size(const YAML::Node& node, std::size_t limit) {
-  std::size_t count = 1;
-  if (node.IsSequence()) {
-    for (const YAML::Node& item : node) {
-      if (count > limit) break;
-      count += expanded_size(item, limit - count);
-    }
-  } else if (node.IsMap()) {
-    for (const auto& pair : node) {
-      if (count > limit) break;
-      count += 1 + expanded_size(pair.second, limit - count);
-    }
-  }
-  return count;
-}
-
 }  // namespace
 
 std::string format(const Diagnostic& d) {
@@ -279,8 +261,9 @@ LoadResult load_pipeline_text(std::string_view text, const std::filesystem::path
   if (!root.IsMap()) return fail({1, 1}, "a pipeline file must be a mapping with name, source, stages and sinks");
   if (expanded_size(root, kMaxPipelineValues) > kMaxPipelineValues)
     return fail({}, "the pipeline expands to more than " + std::to_string(kMaxPipelineValues) +
-                        " values: its YAML aliases (*name) repeat what their anchors hold, nested; "
-                        "write the values out instead of nesting aliases");
+                        " values or nests deeper than " + std::to_string(kMaxNesting) +
+                        " levels: its YAML aliases (*name) repeat what their anchors hold, nested, or an anchor "
+                        "holds an alias of itself; write the values out instead of nesting aliases");
 
   Loader loader{registry, std::filesystem::absolute(file).parent_path(), {}};
   const Value document = to_value(root);

@@ -472,6 +472,16 @@ TEST_F(LoadPipeline, TopLevelMustBeAMapping) {
             std::vector<std::string>{at(1, 1, "a pipeline file must be a mapping with name, source, stages and sinks")});
 }
 
+// An anchor holding an alias of itself stands for infinitely many values;
+// counting them overflowed the stack (found by the pipeline_yaml fuzzer).
+TEST_F(LoadPipeline, AnAnchorHoldingItselfIsRefused) {
+  const LoadResult result = load("name: a\nx: &b [1, *b]\nsource: {plugin: jsonl, path: x}\nsinks: []\n");
+  ASSERT_EQ(result.diagnostics.size(), 1u);
+  EXPECT_NE(result.diagnostics[0].message.find("expands to more than 100000 values or nests deeper than 256 levels"),
+            std::string::npos)
+      << result.diagnostics[0].message;
+}
+
 TEST_F(LoadPipeline, MissingRequiredTopLevelKeys) {
   const LoadResult result = load("description: nothing else\n");
   EXPECT_EQ(messages(result.diagnostics),
