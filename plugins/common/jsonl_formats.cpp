@@ -255,14 +255,22 @@ std::vector<TokenLogprob> read_own_logprobs(dom::element value, const std::strin
   return tokens;
 }
 
+// A token count: absent or null is 0; a negative one is refused (it would
+// give money and token-bucket budget back).
+std::int64_t token_count(dom::object usage, std::string_view key, const std::string& path) {
+  const std::int64_t count = optional_int(usage, key, path);
+  if (count < 0) dead(kWrongType, in_quotes(member_path(path, key)) + " is negative (" + std::to_string(count) + ")");
+  return count;
+}
+
 Usage read_usage(dom::element value, const std::string& path) {
   const dom::object usage = as_object(value, path);
   Usage out;
-  out.prompt_tokens = optional_int(usage, "prompt_tokens", path);
-  out.completion_tokens = optional_int(usage, "completion_tokens", path);
+  out.prompt_tokens = token_count(usage, "prompt_tokens", path);
+  out.completion_tokens = token_count(usage, "completion_tokens", path);
   if (const std::optional<dom::element> details = find_member(usage, "completion_tokens_details")) {
     const std::string details_path = member_path(path, "completion_tokens_details");
-    out.reasoning_tokens = optional_int(as_object(*details, details_path), "reasoning_tokens", details_path);
+    out.reasoning_tokens = token_count(as_object(*details, details_path), "reasoning_tokens", details_path);
   }
   return out;
 }
@@ -416,6 +424,7 @@ void read_messages(dom::object root, LineResult& out) {
   if (!content) dead(kNoContent, no_content_detail(last, path));
   record.response = content_text(*content, member_path(path, "content"));
   record.reasoning = reasoning_text(last, path);
+  if (record.reasoning.empty()) record.reasoning = optional_string(root, "reasoning", "");  // distilld's own output
   if (const std::optional<dom::element> logprobs = find_member(root, "logprobs"))
     record.logprobs = read_own_logprobs(*logprobs, "logprobs");
   out.records.push_back(std::move(record));

@@ -14,7 +14,9 @@
 //   content is skipped, and only when none has content is the line a dead
 //   letter ("no_content"). Every record of a response carries the response's
 //   usage (all choices together).
-// - Reasoning text is read from "reasoning_content" or "reasoning".
+// - Reasoning text is read from "reasoning_content" or "reasoning" (of the
+//   message; in the `messages` shape also beside it, where distilld's own
+//   output puts it, so a curated set read back keeps it).
 // - Times come only from the data ("created"), never from the clock.
 // - Alpaca and ShareGPT lines may carry a top-level "system" string; it
 //   becomes a leading system message.

@@ -403,6 +403,9 @@ TEST(JsonlFormats, WrongTypesNameTheKey) {
   expect_dead(parse_line(R"({"choices":"none"})"), "wrong_type", "\"choices\" is a string");
   expect_dead(parse_line(R"({"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":"12"}})"),
               "wrong_type", "usage.prompt_tokens");
+  // A negative count would give money and token budget back (found by the teacher_response fuzzer).
+  expect_dead(parse_line(R"({"choices":[{"message":{"content":"x"}}],"usage":{"completion_tokens":-3}})"),
+              "wrong_type", "\"usage.completion_tokens\" is negative (-3)");
   expect_dead(parse_line(R"({"choices":[{"message":{"content":"x"}}],"created":"yesterday"})"), "wrong_type",
               "\"created\"");
   expect_dead(parse_line(R"({"choices":[{"message":{"content":"x"}}],"created":99999999999999999})"), "wrong_type",
@@ -490,11 +493,14 @@ namespace distill::jsonl {
 namespace {
 
 // What the jsonl sink writes (the SDK's record JSON) reads back with its
-// logprobs, so a curated set can train a student with token-level KD.
-TEST(JsonlFormats, OwnOutputReadsBackWithLogprobs) {
+// reasoning and logprobs, so a curated set can train a student with
+// token-level KD. (The reasoning was lost until the record_json fuzzer
+// found it: the writer puts it beside the messages, not in the last one.)
+TEST(JsonlFormats, OwnOutputReadsBackWithReasoningAndLogprobs) {
   distill::Record written;
   written.prompt = {{"system", "Be brief."}, {"user", "Spell 42."}};
   written.response = "four two";
+  written.reasoning = "one word per digit";
   written.logprobs = {{"four", -0.1, {{"four", -0.1}, {"five", -2.5}}}, {" two", -0.2, {}}};
   written.id = "abc";
   const LineResult result = parse_line(distill::to_json_text(written), Format::Auto);
@@ -502,6 +508,7 @@ TEST(JsonlFormats, OwnOutputReadsBackWithLogprobs) {
   const distill::Record& read = result.records[0];
   EXPECT_EQ(read.prompt, written.prompt);
   EXPECT_EQ(read.response, written.response);
+  EXPECT_EQ(read.reasoning, written.reasoning);
   EXPECT_EQ(read.logprobs, written.logprobs);
   expect_dead(parse_line(R"({"messages":[{"role":"assistant","content":"x"}],"logprobs":[{"token":"x","logprob":0,"top":[["x"]]}]})"),
               "wrong_type", "logprobs[0].top");
