@@ -356,16 +356,44 @@ class Teacher {
   // /v1/files (upload, content) and /v1/batches (create, retrieve, list,
   // cancel). --latency-ms delays each answer after the call is logged, so a
   // test that watches the log can act while the client waits for it.
+  // --rate-429 refuses a share of the calls before they act; --rate-500
+  // answers a share with 500 after they acted (a created batch stays
+  // created), the case a client must not answer by acting twice. Both
+  // are logged (after the acting call's own line).
   void install_batch_api(Server& server) {
-    const auto route = [this](auto handler) {
-      return [this, handler](const httplib::Request& req, httplib::Response& res) {
+    const auto route = [this](std::string api, auto handler) {
+      return [this, api, handler](const httplib::Request& req, httplib::Response& res) {
         if (!authorized(req, res)) return;
+        const teacher::FaultRates rates{options_.rates.rate_429, options_.rates.rate_500, 0, 0, 0};
+        const teacher::Fault fault = teacher::draw_fault(rates, options_.seed, next_sequence());
+        if (fault == teacher::Fault::rate_limit) {
+          teacher::LogEntry entry;
+          entry.t_ms = unix_ms();
+          entry.status = 429;
+          entry.api = api;
+          log_.append(entry);
+          res.set_header("Retry-After", "1");
+          json(res, 429, teacher::error_body("Rate limit reached for requests. Please try again in 1s.", "requests",
+                                             std::nullopt, std::string("rate_limit_exceeded")));
+          return;
+        }
         const teacher::Reply reply = handler(req);
         sleep_ms(options_.latency_ms);
+        if (fault == teacher::Fault::server_error) {
+          teacher::LogEntry entry;
+          entry.t_ms = unix_ms();
+          entry.status = 500;
+          entry.api = api;
+          log_.append(entry);
+          json(res, 500,
+               teacher::error_body("The server had an error while processing your request. Sorry about that!",
+                                   "server_error", std::nullopt, std::nullopt));
+          return;
+        }
         json(res, reply.status, reply.body);
       };
     };
-    server.Post("/v1/files", route([this](const httplib::Request& req) {
+    server.Post("/v1/files", route("POST /v1/files", [this](const httplib::Request& req) {
       if (!req.is_multipart_form_data() || !req.has_file("file"))
         return teacher::Reply{400, teacher::error_body("Expected a multipart form with 'purpose' and 'file'.",
                                                        "invalid_request_error", std::string("file"), std::nullopt)};
@@ -374,9 +402,11 @@ class Teacher {
       return batches_.upload(purpose, file.filename, file.content);
     }));
     server.Get(R"(/v1/files/([^/]+)/content)",
-               route([this](const httplib::Request& req) { return batches_.file_content(req.matches[1]); }));
-    server.Post("/v1/batches", route([this](const httplib::Request& req) { return batches_.create(req.body); }));
-    server.Get("/v1/batches", route([this](const httplib::Request& req) {
+               route("GET /v1/files/content",
+                     [this](const httplib::Request& req) { return batches_.file_content(req.matches[1]); }));
+    server.Post("/v1/batches",
+                route("POST /v1/batches", [this](const httplib::Request& req) { return batches_.create(req.body); }));
+    server.Get("/v1/batches", route("GET /v1/batches", [this](const httplib::Request& req) {
       std::optional<std::string> after;
       if (req.has_param("after")) after = req.get_param_value("after");
       int limit = 20;
@@ -389,9 +419,11 @@ class Teacher {
       return batches_.list(after, limit);
     }));
     server.Get(R"(/v1/batches/([^/]+))",
-               route([this](const httplib::Request& req) { return batches_.retrieve(req.matches[1]); }));
+               route("GET /v1/batches/{id}",
+                     [this](const httplib::Request& req) { return batches_.retrieve(req.matches[1]); }));
     server.Post(R"(/v1/batches/([^/]+)/cancel)",
-                route([this](const httplib::Request& req) { return batches_.cancel(req.matches[1]); }));
+                route("POST /v1/batches/{id}/cancel",
+                      [this](const httplib::Request& req) { return batches_.cancel(req.matches[1]); }));
   }
 
   const Options& options_;
@@ -444,8 +476,10 @@ int main(int argc, char** argv) {
   app.add_option("--retry-after-ms", options.retry_after_ms,
                  "On 429 also send 'retry-after-ms: N' (Retry-After becomes ceil(N/1000) s); default Retry-After: 1")
       ->check(CLI::Range(0, 3600000));
-  rate("--rate-429", options.rates.rate_429, "Share of requests answered 429 with Retry-After");
-  rate("--rate-500", options.rates.rate_500, "Share of requests answered 500");
+  rate("--rate-429", options.rates.rate_429,
+       "Share of requests answered 429 with Retry-After (Files and Batch API calls too, before they act)");
+  rate("--rate-500", options.rates.rate_500,
+       "Share of requests answered 500 (Files and Batch API calls too, after they acted)");
   rate("--rate-slow", options.rates.slow, "Share of requests delayed by --slow-ms, then answered");
   rate("--rate-malformed", options.rates.malformed, "Share of requests answered 200 with a cut-off JSON body");
   rate("--rate-reset", options.rates.reset, "Share of requests whose connection is reset without a response");

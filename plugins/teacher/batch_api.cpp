@@ -49,9 +49,11 @@ struct BatchApi::Impl {
   }
   ~Impl() { curl_global_cleanup(); }
 
-  // One call with its retries; the 2xx body, or BatchApiError.
+  // One call with its retries; the 2xx body, or BatchApiError. Before a
+  // retry, `instead` may supply the body (a create that took effect).
   std::string call(const std::string& method, const std::string& path, const std::string& json_body,
-                   const std::string* upload_content, const std::string& upload_name, bool transfer) {
+                   const std::string* upload_content, const std::string& upload_name, bool transfer,
+                   const std::function<std::optional<std::string>()>& instead = {}) {
     const std::string what = method + " " + options.base_url + path;
     for (int attempt = 1;; ++attempt) {
       std::string problem;
@@ -73,6 +75,8 @@ struct BatchApi::Impl {
         throw BatchApiError(what + " failed after " + std::to_string(attempt) + " attempts: " + problem);
       wait(retry_delay_ms(attempt, reply.retry_after_ms, options.backoff_base_ms, options.backoff_max_ms, rng), what,
            problem);
+      if (instead)
+        if (std::optional<std::string> body = instead()) return std::move(*body);
     }
   }
 
@@ -129,8 +133,9 @@ struct BatchApi::Impl {
     }
   }
 
-  json call_json(const std::string& method, const std::string& path, const std::string& body = "") {
-    const std::string text = call(method, path, body, nullptr, "", false);
+  json call_json(const std::string& method, const std::string& path, const std::string& body = "",
+                 const std::function<std::optional<std::string>()>& instead = {}) {
+    const std::string text = call(method, path, body, nullptr, "", false, instead);
     json parsed = json::parse(text, nullptr, false);
     if (!parsed.is_object())
       throw BatchApiError(method + " " + options.base_url + path + " answered with a body that is not a JSON object: " + text.substr(0, 200));
@@ -156,12 +161,17 @@ std::string BatchApi::content(const std::string& file_id) {
   return impl_->call("GET", "/files/" + file_id + "/content", "", nullptr, "", true);
 }
 
-json BatchApi::create(const std::string& input_file_id, const std::string& completion_window, const json& metadata) {
+json BatchApi::create(const std::string& input_file_id, const std::string& completion_window, const json& metadata,
+                      const std::function<std::optional<std::string>()>& find_created) {
   const json request = {{"input_file_id", input_file_id},
                         {"endpoint", "/v1/chat/completions"},
                         {"completion_window", completion_window},
                         {"metadata", metadata}};
-  json batch = impl_->call_json("POST", "/batches", request.dump());
+  const auto created_meanwhile = [&]() -> std::optional<std::string> {
+    if (std::optional<std::string> batch_id = find_created()) return retrieve(*batch_id).dump();
+    return std::nullopt;
+  };
+  json batch = impl_->call_json("POST", "/batches", request.dump(), created_meanwhile);
   if (!batch.contains("id") || !batch["id"].is_string())
     throw BatchApiError("POST /v1/batches answered without a batch id: " + batch.dump().substr(0, 200));
   return batch;

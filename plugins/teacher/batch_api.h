@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -48,9 +49,13 @@ class BatchApi {
   std::string upload(const std::string& filename, const std::string& content);
   // GET /v1/files/{id}/content.
   std::string content(const std::string& file_id);
-  // POST /v1/batches for /v1/chat/completions: the batch object.
+  // POST /v1/batches for /v1/chat/completions: the batch object. A failed
+  // attempt may have created the batch all the same (a 500 or a lost
+  // connection after the provider acted): before each retry,
+  // `find_created` looks for it, and a batch it names is the result.
   nlohmann::json create(const std::string& input_file_id, const std::string& completion_window,
-                        const nlohmann::json& metadata);
+                        const nlohmann::json& metadata,
+                        const std::function<std::optional<std::string>()>& find_created);
   // GET /v1/batches/{id}.
   nlohmann::json retrieve(const std::string& batch_id);
   // GET /v1/batches?limit=100[&after=ID]: one page, newest first ({data, has_more, last_id}).

@@ -360,7 +360,8 @@ void BatchCollector::create(Submission& s) {
                          {"distilld_pipeline", settings_.pipeline},
                          {"distilld_step", settings_.step},
                          {"distilld_run", std::to_string(settings_.run)}};
-  const json batch = api_->create(s.file_id, settings_.completion_window, metadata);
+  const json batch =
+      api_->create(s.file_id, settings_.completion_window, metadata, [this, &s] { return find_created(s); });
   s.batch_id = text_of(batch, "id");
   s.state = "created";
   put_submission(s);

@@ -67,10 +67,10 @@ class TeacherBatchTest : public ::testing::Test {
   }
 
   std::string batch_pipeline(const std::string& variant, const TeacherServer& server,
-                             const std::string& state_dir = "state", int retries = 2) {
+                             const std::string& state_dir = "state", int retries = 2, int max_requests = 100) {
     return pipeline(variant, server,
-                    "mode: batch, batch: {max_requests: 100, poll_s: 0.1}, retries: {max: " + std::to_string(retries) +
-                        ", base_ms: 20, max_ms: 200}",
+                    "mode: batch, batch: {max_requests: " + std::to_string(max_requests) +
+                        ", poll_s: 0.1}, retries: {max: " + std::to_string(retries) + ", base_ms: 20, max_ms: 200}",
                     state_dir);
   }
 
@@ -256,6 +256,32 @@ TEST_F(TeacherBatchTest, ExpiredAndPartlyFailedBatchesAreResubmitted) {
     if (r.contains("custom_id") && r.value("status", 0) == 200) ++answered[r["custom_id"].get<std::string>()];
   EXPECT_EQ(answered.size(), static_cast<std::size_t>(kPrompts));
   EXPECT_EQ(custom_ids_submitted_more_than_once(answered), "");
+}
+
+TEST_F(TeacherBatchTest, Http429And500FromTheFilesAndBatchApiAreRetriedWithoutCreatingABatchTwice) {
+  const std::vector<json> expected = reference();
+  TeacherServer server(folder("server"), {"--batch-delay-ms", "200", "--rate-429", "0.2", "--rate-500", "0.3"});
+  const Finished out = run(batch_pipeline("api-faults", server, "state", 8, 8));
+  ASSERT_EQ(out.exit_code, 0) << out.output;
+  EXPECT_EQ(records("api-faults"), expected);
+  EXPECT_EQ(custom_ids_submitted_more_than_once(server.batch_submissions()), "");
+  std::size_t refused = 0;
+  for (const json& r : server.requests()) refused += r.contains("api") && r.value("status", 0) == 429;
+  EXPECT_GT(refused, 0u);
+  // A create answered 500 had created its batch: found by its metadata, not created again.
+  std::size_t creates_lost = 0;
+  for (const json& call : server.api_calls("POST /v1/batches")) creates_lost += call.value("status", 0) == 500;
+  EXPECT_GT(creates_lost, 0u) << "no create was answered 500: the test proves less than it should";
+  EXPECT_GE(server.api_calls("GET /v1/batches").size(), creates_lost) << out.output;
+
+  // With no retries left, a refused call fails the run with a message naming it; the next run finishes.
+  TeacherServer refusing(folder("refusing"), {"--rate-429", "1"});
+  const std::string file = batch_pipeline("refused", refusing, "state", 0);
+  const Finished failed = run(file);
+  EXPECT_EQ(failed.exit_code, 1) << failed.output;
+  EXPECT_NE(failed.output.find("POST " + refusing.base_url() + "/files failed after 1 attempts: HTTP 429: Rate limit"),
+            std::string::npos)
+      << failed.output;
 }
 
 TEST_F(TeacherBatchTest, ALineThatAlwaysFailsIsADeadLetterAfterItsRetries) {
