@@ -472,9 +472,18 @@ void Run::Impl::start_async(Step& step, const BatchPtr& batch, AsyncNode::gatewa
 }
 
 void Run::Impl::run_serial(Step& step, EngineBatch& batch) {
-  if (failed_) return;
+  // A failed run skips the step, but still drops what its parallel part
+  // left in scratch: an asynchronous stage's work may hold the batch itself
+  // (through its completion callback), a cycle nothing else would break.
+  if (failed_) {
+    batch.batch.scratch.reset();
+    return;
+  }
   if (step.parallelism == 0 && !step.async) run_parallel(step, batch);  // a parallel part declared serial
-  if (failed_) return;
+  if (failed_) {
+    batch.batch.scratch.reset();
+    return;
+  }
   const auto t0 = Clock::now();
   switch (step.spec.kind) {
     case Kind::Source:
