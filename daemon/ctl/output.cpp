@@ -85,20 +85,7 @@ engine::RunSnapshot snapshot_of(const rpc::PipelineStatus& status) {
   s.records_read_here = static_cast<std::int64_t>(status.records_per_s * status.elapsed_s);
   s.bytes_read_here = static_cast<std::uint64_t>(status.bytes_read_here);
   s.source_progress = {static_cast<std::uint64_t>(status.bytes_done), static_cast<std::uint64_t>(status.bytes_total)};
-  for (const rpc::StepStats& step : status.steps) {
-    distill::StepStats stats;
-    stats.step = step.step;
-    stats.plugin = step.plugin;
-    stats.records_in = step.records_in;
-    stats.kept = step.kept;
-    stats.dropped = step.dropped;
-    stats.errors = step.errors;
-    stats.busy_ns = step.busy_ns;
-    stats.drops_by_reason.assign(step.drops_by_reason.begin(), step.drops_by_reason.end());
-    stats.counters.assign(step.counters.begin(), step.counters.end());
-    stats.gauges.assign(step.gauges.begin(), step.gauges.end());
-    s.steps.push_back(std::move(stats));
-  }
+  for (const rpc::StepStats& step : status.steps) s.steps.push_back(rpc::from_rpc(step));
   s.checkpoints = status.checkpoints;
   s.elapsed_s = status.elapsed_s;
   s.finishing_step = status.finishing_step;

@@ -96,6 +96,21 @@ StepStats to_rpc(const distill::StepStats& stats) {
   return out;
 }
 
+distill::StepStats from_rpc(const StepStats& stats) {
+  distill::StepStats out;
+  out.step = stats.step;
+  out.plugin = stats.plugin;
+  out.records_in = stats.records_in;
+  out.kept = stats.kept;
+  out.dropped = stats.dropped;
+  out.errors = stats.errors;
+  out.busy_ns = stats.busy_ns;
+  out.drops_by_reason.assign(stats.drops_by_reason.begin(), stats.drops_by_reason.end());
+  out.counters.assign(stats.counters.begin(), stats.counters.end());
+  out.gauges.assign(stats.gauges.begin(), stats.gauges.end());
+  return out;
+}
+
 LogLine to_rpc(const engine::LogLine& line) {
   LogLine out;
   out.seq = static_cast<std::int64_t>(line.seq);

@@ -21,6 +21,7 @@ namespace distill::rpc {
 std::string state_name(PipelineState::type state);
 
 StepStats to_rpc(const distill::StepStats& stats);
+distill::StepStats from_rpc(const StepStats& stats);
 LogLine to_rpc(const engine::LogLine& line);
 PluginInfo to_rpc(const plugins::LoadedPlugin& plugin);
 Sample to_rpc(const store::DropSample& sample);

@@ -12,10 +12,10 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include "process.h"
+#include "sink_output.h"
 #include "store/runs.h"
 #include "store/store.h"
 #include "teacher_server.h"
@@ -62,24 +62,12 @@ std::string pipeline_yaml(const std::string& base_url) {
 }
 
 // Every line the sink wrote (kept shards in order, then the rejects),
-// without what differs from call to call (arrival time, request id, and
-// so where a shard ends: request ids grow longer as more are sent).
+// without arrival times and request ids, nor where a shard ends (request
+// ids grow longer as more are sent); each line says which kind of file it
+// came from.
 std::vector<json> written(const fs::path& out) {
-  std::vector<json> lines;
-  for (const auto& [name, content] : read_dir(out)) {
-    if (!name.ends_with(".jsonl")) continue;
-    std::istringstream in(content);
-    for (std::string line; std::getline(in, line);) {
-      json record = json::parse(line);
-      for (json* r : {&record, record.contains("record") ? &record["record"] : nullptr}) {
-        if (!r || !r->contains("provenance")) continue;
-        (*r)["provenance"].erase("collected_at_ms");
-        (*r)["provenance"].erase("request_id");
-      }
-      record["file"] = name.starts_with("rejects") ? "rejects" : "kept";
-      lines.push_back(std::move(record));
-    }
-  }
+  std::vector<json> lines = sink_records(out, true);
+  for (json& line : lines) line["file"] = line.contains("record") ? "rejects" : "kept";
   return lines;
 }
 

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "process.h"
+#include "sink_output.h"
 #include "store/store.h"
 #include "teacher_server.h"
 #include "test_dir.h"
@@ -75,21 +76,8 @@ class TeacherTest : public ::testing::Test {
     return run_command(env + " " + std::getenv("DISTILLD_BIN") + " run -q " + file);
   }
 
-  // The kept records of a variant, without what differs from call to call (arrival time, request id).
-  std::vector<json> records(const std::string& variant) {
-    std::vector<json> out;
-    for (const auto& [name, content] : read_dir(dir_ / variant / "out")) {
-      if (!name.starts_with("part-")) continue;
-      std::istringstream in(content);
-      for (std::string line; std::getline(in, line);) {
-        json record = json::parse(line);
-        record["provenance"].erase("collected_at_ms");
-        record["provenance"].erase("request_id");
-        out.push_back(std::move(record));
-      }
-    }
-    return out;
-  }
+  // The kept records of a variant, without what differs from call to call.
+  std::vector<json> records(const std::string& variant) { return sink_records(dir_ / variant / "out"); }
 
   TempDir dir_;
 };

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "process.h"
+#include "sink_output.h"
 #include "teacher_server.h"
 #include "test_dir.h"
 
@@ -89,19 +90,10 @@ class TeacherBatchTest : public ::testing::Test {
   // Kept records without what differs between runs and servers (arrival
   // time, request id, endpoint port, the batch that answered).
   std::vector<json> records(const std::string& variant) {
-    std::vector<json> out;
-    if (!std::filesystem::exists(dir_ / variant / "out")) return out;
-    for (const auto& [name, content] : read_dir(dir_ / variant / "out")) {
-      if (!name.starts_with("part-")) continue;
-      std::istringstream in(content);
-      for (std::string line; std::getline(in, line);) {
-        json record = json::parse(line);
-        record["provenance"].erase("collected_at_ms");
-        record["provenance"].erase("request_id");
-        record["teacher"].erase("endpoint");
-        if (record.contains("annotations")) record["annotations"].erase("teacher_batch_id");
-        out.push_back(std::move(record));
-      }
+    std::vector<json> out = sink_records(dir_ / variant / "out");
+    for (json& record : out) {
+      record["teacher"].erase("endpoint");
+      if (record.contains("annotations")) record["annotations"].erase("teacher_batch_id");
     }
     return out;
   }
