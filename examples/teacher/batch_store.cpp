@@ -280,9 +280,7 @@ void BatchStore::run_lines(Batch& batch) {
       entry.fault = draw_fault(rates, options_.seed, ++lines_run_);
       if (entry.fault == Fault::server_error) {
         entry.status = 500;
-        errors += result_line(line_id, custom_id, 500, entry.request_id,
-                              error_body("The server had an error while processing your request. Sorry about that!",
-                                         "server_error", std::nullopt, std::nullopt));
+        errors += result_line(line_id, custom_id, 500, entry.request_id, server_error_body());
       } else {
         const Answer answer = teacher::answer(request.messages, hash, options_.noise);
         entry.noise = answer.noise;

@@ -456,6 +456,11 @@ std::string error_body(std::string_view message, std::string_view type, const st
   return dump(error_json(message, type, param, code));
 }
 
+std::string server_error_body() {
+  return error_body("The server had an error while processing your request. Sorry about that!", "server_error",
+                    std::nullopt, std::nullopt);
+}
+
 std::string malformed_body(std::string_view body) { return std::string(body.substr(0, body.size() / 2)); }
 
 std::string models_body(std::string_view model, std::int64_t created) {

@@ -112,6 +112,9 @@ std::string completion_body(const ChatRequest& request, const Answer& answer, st
 std::string error_body(std::string_view message, std::string_view type, const std::optional<std::string>& param,
                        const std::optional<std::string>& code);
 
+// The body of an injected HTTP 500, as OpenAI words it.
+std::string server_error_body();
+
 // The first half of a body: a 200 whose JSON does not parse.
 std::string malformed_body(std::string_view body);
 

@@ -329,9 +329,7 @@ class Teacher {
         return;
       }
       case teacher::Fault::server_error:
-        json(res, 500,
-             teacher::error_body("The server had an error while processing your request. Sorry about that!",
-                                 "server_error", std::nullopt, std::nullopt));
+        json(res, 500, teacher::server_error_body());
         return;
       case teacher::Fault::reset:
         if (reset_connection(req)) {
@@ -366,12 +364,15 @@ class Teacher {
         if (!authorized(req, res)) return;
         const teacher::FaultRates rates{options_.rates.rate_429, options_.rates.rate_500, 0, 0, 0};
         const teacher::Fault fault = teacher::draw_fault(rates, options_.seed, next_sequence());
-        if (fault == teacher::Fault::rate_limit) {
+        const auto log_fault = [this, &api](int status) {
           teacher::LogEntry entry;
           entry.t_ms = unix_ms();
-          entry.status = 429;
+          entry.status = status;
           entry.api = api;
           log_.append(entry);
+        };
+        if (fault == teacher::Fault::rate_limit) {
+          log_fault(429);
           res.set_header("Retry-After", "1");
           json(res, 429, teacher::error_body("Rate limit reached for requests. Please try again in 1s.", "requests",
                                              std::nullopt, std::string("rate_limit_exceeded")));
@@ -380,14 +381,8 @@ class Teacher {
         const teacher::Reply reply = handler(req);
         sleep_ms(options_.latency_ms);
         if (fault == teacher::Fault::server_error) {
-          teacher::LogEntry entry;
-          entry.t_ms = unix_ms();
-          entry.status = 500;
-          entry.api = api;
-          log_.append(entry);
-          json(res, 500,
-               teacher::error_body("The server had an error while processing your request. Sorry about that!",
-                                   "server_error", std::nullopt, std::nullopt));
+          log_fault(500);
+          json(res, 500, teacher::server_error_body());
           return;
         }
         json(res, reply.status, reply.body);
