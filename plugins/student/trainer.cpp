@@ -6,6 +6,7 @@
 // the same weights as an uninterrupted one.
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <random>
 #include <sstream>
 
@@ -90,8 +91,9 @@ Collated collate(const std::vector<const Example*>& examples, std::int32_t pad_i
 }
 
 // Forward KL(teacher || student) over the teacher's alternatives that are
-// one student token plus one bucket for all other mass, times T^2.
-torch::Tensor kd_loss(const torch::Tensor& logits, const Collated& c, double temperature) {
+// one student token plus one bucket for all other mass, times T^2, summed
+// over the soft targets.
+torch::Tensor kd_loss_sum(const torch::Tensor& logits, const Collated& c, double temperature) {
   const torch::Tensor rows = logits.view({-1, logits.size(-1)}).index_select(0, c.soft_rows);
   const torch::Tensor log_q = torch::log_softmax(rows / temperature, -1).gather(1, c.soft_ids);
   const torch::Tensor present = (c.soft_probs > 0).to(torch::kFloat);
@@ -100,7 +102,7 @@ torch::Tensor kd_loss(const torch::Tensor& logits, const Collated& c, double tem
   const torch::Tensor known = (p * (torch::log(p.clamp_min(1e-12)) - log_q) * present).sum(1);
   const torch::Tensor rest = c.soft_rest * (torch::log(c.soft_rest.clamp_min(1e-12)) - torch::log(q_rest)) *
                              (c.soft_rest > 0).to(torch::kFloat);
-  return (known + rest).mean() * (temperature * temperature);
+  return (known + rest).sum() * (temperature * temperature);
 }
 
 torch::Tensor ce_loss(const torch::Tensor& logits, const torch::Tensor& targets, torch::nn::functional::CrossEntropyFuncOptions::reduction_t reduction) {
@@ -191,6 +193,77 @@ std::int64_t load_checkpoint(const std::filesystem::path& file, const Llama& mod
   }
 }
 
+// One training step's gradients, parameter by parameter. The batch is cut
+// into `shards` runs of examples, each collated, run forward and backward
+// on its own thread (the caller has set one BLAS/OpenMP thread per thread):
+// at these model sizes two independent passes keep two cores busier than
+// one pass whose every small operation is split in two. Each shard's loss
+// is its sum over tokens divided by the whole batch's counts, so the
+// shards' gradients, added in shard order, are the batch's gradient.
+struct StepGradients {
+  std::vector<torch::Tensor> grads;
+  double ce = 0, kd = 0;  // the batch's mean losses
+  bool has_kd = false;
+  std::int64_t input_tokens = 0;
+};
+
+StepGradients step_gradients(const Llama& model, const TrainSettings& s, const std::vector<const Example*>& examples,
+                             std::size_t shards) {
+  shards = std::max<std::size_t>(1, std::min(shards, examples.size()));
+  std::vector<Collated> parts;
+  for (std::size_t i = 0; i < shards; ++i) {
+    const std::size_t begin = examples.size() * i / shards, end = examples.size() * (i + 1) / shards;
+    parts.push_back(collate({examples.begin() + static_cast<std::ptrdiff_t>(begin),
+                             examples.begin() + static_cast<std::ptrdiff_t>(end)},
+                            s.pad_id));
+  }
+  StepGradients out;
+  std::int64_t targets = 0, soft = 0;
+  for (const Collated& c : parts) {
+    targets += c.target_tokens;
+    soft += c.soft_rows.defined() ? c.soft_rows.size(0) : 0;
+    out.input_tokens += c.input_tokens;
+  }
+  out.has_kd = s.kd && soft > 0;
+  const double ce_weight = (out.has_kd ? 1.0 - s.kd_alpha : 1.0) / static_cast<double>(std::max<std::int64_t>(1, targets));
+  const double kd_weight = out.has_kd ? s.kd_alpha / static_cast<double>(soft) : 0.0;
+  struct ShardResult {
+    std::vector<torch::Tensor> grads;
+    double ce_sum = 0, kd_sum = 0;
+  };
+  auto run = [&](const Collated& c) {
+    ShardResult r;
+    const torch::Tensor logits = model.forward(c.inputs);
+    const torch::Tensor ce = ce_loss(logits, c.targets, torch::kSum);
+    torch::Tensor loss = ce * ce_weight;
+    r.ce_sum = ce.item<double>();
+    if (out.has_kd && c.soft_rows.defined()) {
+      const torch::Tensor kd = kd_loss_sum(logits, c, s.kd_temperature);
+      loss = loss + kd * kd_weight;
+      r.kd_sum = kd.item<double>();
+    }
+    r.grads = torch::autograd::grad({loss}, model.parameters(), {}, false, false, true);
+    return r;
+  };
+  std::vector<std::future<ShardResult>> others;
+  for (std::size_t i = 1; i < parts.size(); ++i) others.push_back(std::async(std::launch::async, run, std::cref(parts[i])));
+  std::vector<ShardResult> results;
+  results.push_back(run(parts[0]));
+  for (auto& other : others) results.push_back(other.get());
+  out.grads = std::move(results[0].grads);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (i > 0)
+      for (std::size_t p = 0; p < out.grads.size(); ++p)
+        if (results[i].grads[p].defined())
+          out.grads[p] = out.grads[p].defined() ? out.grads[p].add_(results[i].grads[p]) : results[i].grads[p];
+    out.ce += results[i].ce_sum;
+    out.kd += results[i].kd_sum;
+  }
+  out.ce /= static_cast<double>(std::max<std::int64_t>(1, targets));
+  if (out.has_kd) out.kd /= static_cast<double>(soft);
+  return out;
+}
+
 }  // namespace
 
 TrainResult train(const ModelShape& shape, const TrainSettings& s, const std::vector<Example>& train_set,
@@ -198,7 +271,11 @@ TrainResult train(const ModelShape& shape, const TrainSettings& s, const std::ve
                   const std::filesystem::path& checkpoint_dir, const std::filesystem::path& resume_from,
                   const TrainHooks& hooks) {
   if (train_set.empty()) throw std::runtime_error("no training examples");
-  set_threads(s.threads);
+  // Training runs one shard of each batch per thread, each thread with one
+  // BLAS/OpenMP thread; evaluation and generation use the threads within
+  // each operation.
+  const std::size_t shards = std::max(1u, s.threads);
+  set_threads(1);
   Llama model(shape, s.seed);
   torch::optim::AdamW optimizer = make_optimizer(model, s);
   std::int64_t step = 0;
@@ -227,32 +304,27 @@ TrainResult train(const ModelShape& shape, const TrainSettings& s, const std::ve
     const std::size_t first = static_cast<std::size_t>(step % per_epoch) * batch_size;
     std::vector<const Example*> examples;
     for (std::size_t i = first; i < std::min(order.size(), first + batch_size); ++i) examples.push_back(&train_set[order[i]]);
-    const Collated c = collate(examples, s.pad_id);
 
     const double lr = learning_rate(s, step, total);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    optimizer.zero_grad();
-    const torch::Tensor logits = model.forward(c.inputs);
-    const torch::Tensor ce = ce_loss(logits, c.targets, torch::kMean);
-    torch::Tensor loss = ce;
-    if (s.kd && c.soft_rows.defined()) {
-      const torch::Tensor kd = kd_loss(logits, c, s.kd_temperature);
-      loss = (1.0 - s.kd_alpha) * ce + s.kd_alpha * kd;
-      hooks.gauge("train_kd", kd.item<double>());
-    }
-    loss.backward();
+    StepGradients gradients = step_gradients(model, s, examples, shards);
+    for (std::size_t i = 0; i < gradients.grads.size(); ++i) model.parameters()[i].mutable_grad() = std::move(gradients.grads[i]);
+    if (gradients.has_kd) hooks.gauge("train_kd", gradients.kd);
     torch::nn::utils::clip_grad_norm_(model.parameters(), s.grad_clip);
     optimizer.step();
     ++step;
 
-    tokens += c.input_tokens;
+    tokens += gradients.input_tokens;
     busy_s += std::chrono::duration<double>(Clock::now() - t0).count();
-    hooks.gauge("train_loss", ce.item<double>());
+    hooks.gauge("train_loss", gradients.ce);
     hooks.gauge("learning_rate", lr);
     hooks.gauge("tokens_per_s", static_cast<double>(tokens) / busy_s);
     hooks.progress(step, total);
-    if (s.eval_every_steps > 0 && step % s.eval_every_steps == 0 && step < total)
+    if (s.eval_every_steps > 0 && step % s.eval_every_steps == 0 && step < total) {
+      set_threads(s.threads);
       hooks.evaluated(evaluate(model, s, holdout, eval_prompts, hooks, step));
+      set_threads(1);
+    }
     if (s.checkpoint_every_steps > 0 && step % s.checkpoint_every_steps == 0 && step < total) {
       char name[32];
       std::snprintf(name, sizeof name, "step-%08lld.pt", static_cast<long long>(step));
@@ -263,6 +335,7 @@ TrainResult train(const ModelShape& shape, const TrainSettings& s, const std::ve
   result.completed = true;
   result.steps = step;
   result.tokens_per_s = busy_s > 0 ? static_cast<double>(tokens) / busy_s : 0;
+  set_threads(s.threads);
   result.final_eval = evaluate(model, s, holdout, eval_prompts, hooks, step);
   hooks.evaluated(result.final_eval);
   result.weights = model.weights();
