@@ -1,11 +1,15 @@
 // Formatting of run snapshots for terminals and logs.
 #include "cli/report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
 namespace distill::cli {
 namespace {
+
+// Rows of a plugin's table that the redrawn progress block shows (the newest).
+constexpr std::size_t kLiveRows = 8;
 
 std::string fixed(double value, int digits) {
   char buffer[64];
@@ -33,6 +37,45 @@ std::string gauge_text(double value) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%.4g", value);
   return buffer;
+}
+
+bool is_number(const std::string& cell) {
+  return !cell.empty() && cell.find_first_not_of("0123456789,.") == std::string::npos;
+}
+
+// A row's cell in column `c`; empty past its end (a table from an RPC peer
+// has not been through the engine's check).
+std::string cell(const std::vector<std::string>& row, std::size_t c) { return c < row.size() ? row[c] : ""; }
+
+// A plugin's table under its step: a heading line, then the rows with
+// aligned columns (numbers to the right). Past `max_rows` only the last
+// rows are shown, after a line saying how many are left out.
+std::string table_text(const Table& table, std::size_t indent, std::size_t max_rows) {
+  const std::size_t first = table.rows.size() > max_rows ? table.rows.size() - max_rows : 0;
+  std::vector<std::size_t> widths;
+  std::vector<bool> numeric;
+  for (const std::string& column : table.columns) {
+    widths.push_back(column.size());
+    numeric.push_back(first < table.rows.size());
+  }
+  for (std::size_t r = first; r < table.rows.size(); ++r)
+    for (std::size_t c = 0; c < widths.size(); ++c) {
+      widths[c] = std::max(widths[c], cell(table.rows[r], c).size());
+      numeric[c] = numeric[c] && is_number(cell(table.rows[r], c));
+    }
+  const std::string margin(indent, ' ');
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string text = margin + "  ";
+    for (std::size_t c = 0; c < widths.size(); ++c)
+      text += (c ? "  " : "") + (numeric[c] ? lpad(cell(cells, c), widths[c]) : pad(cell(cells, c), widths[c]));
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    return text + "\n";
+  };
+  std::string out = margin + table.name + " (" + with_commas(static_cast<std::int64_t>(table.rows.size())) + "):\n";
+  out += line(table.columns);
+  if (first > 0) out += margin + "  (" + with_commas(static_cast<std::int64_t>(first)) + " earlier rows not shown)\n";
+  for (std::size_t r = first; r < table.rows.size(); ++r) out += line(table.rows[r]);
+  return out;
 }
 
 std::string reasons(const StepStats& step) {
@@ -77,6 +120,7 @@ std::string progress_block(const engine::RunSnapshot& s) {
         << lpad(with_commas(step.kept), 12);
     if (step.dropped) out << "  dropped " << with_commas(step.dropped) << " (" << reasons(step) << ")";
     out << "\n";
+    for (const Table& table : step.tables) out << table_text(table, 4, kLiveRows);
   }
   if (!s.finishing_step.empty()) {
     out << "  finishing " << s.finishing_step;
@@ -127,6 +171,7 @@ std::string summary(const engine::RunSnapshot& s) {
       out << "    dropped " << pad(reason, 28) << lpad(with_commas(count), 12) << "\n";
     for (const auto& [name, value] : step.counters) out << "    " << pad(name, 36) << lpad(with_commas(value), 12) << "\n";
     for (const auto& [name, value] : step.gauges) out << "    " << pad(name, 36) << lpad(gauge_text(value), 12) << "\n";
+    for (const Table& table : step.tables) out << table_text(table, 4, table.rows.size());
   }
   return out.str();
 }

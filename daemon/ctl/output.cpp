@@ -15,6 +15,12 @@ namespace {
 
 using nlohmann::json;
 
+json tables_json(const std::vector<rpc::Table>& tables) {
+  json out = json::array();
+  for (const rpc::Table& t : tables) out.push_back({{"name", t.name}, {"columns", t.columns}, {"rows", t.rows}});
+  return out;
+}
+
 json steps_json(const std::vector<rpc::StepStats>& steps) {
   json out = json::array();
   for (const rpc::StepStats& s : steps)
@@ -27,7 +33,8 @@ json steps_json(const std::vector<rpc::StepStats>& steps) {
                    {"busy_ns", s.busy_ns},
                    {"drops_by_reason", s.drops_by_reason},
                    {"counters", s.counters},
-                   {"gauges", s.gauges}});
+                   {"gauges", s.gauges},
+                   {"tables", tables_json(s.tables)}});
   return out;
 }
 

@@ -1,6 +1,8 @@
 // Step counters and the Context each plugin instance is given.
 #include "engine/step.h"
 
+#include <stdexcept>
+
 #include "store/keys.h"
 
 namespace distill::engine {
@@ -51,6 +53,17 @@ void StepCounters::set_gauge(std::string_view name, double value) {
     it->second = value;
 }
 
+void StepCounters::set_table(Table table) {
+  for (std::size_t i = 0; i < table.rows.size(); ++i)
+    if (table.rows[i].size() != table.columns.size())
+      throw std::invalid_argument("table '" + table.name + "': row " + std::to_string(i + 1) + " has " +
+                                  std::to_string(table.rows[i].size()) + " cells for " +
+                                  std::to_string(table.columns.size()) + " columns");
+  std::lock_guard lock(mutex_);
+  const std::string name = table.name;
+  tables_.insert_or_assign(name, std::move(table));
+}
+
 StepStats StepCounters::snapshot(const std::string& step, const std::string& plugin) const {
   StepStats stats;
   stats.step = step;
@@ -64,6 +77,7 @@ StepStats StepCounters::snapshot(const std::string& step, const std::string& plu
   stats.drops_by_reason.assign(reasons_.begin(), reasons_.end());
   for (const auto& [name, value] : custom_) stats.counters.emplace_back(name, value->load());
   stats.gauges.assign(gauges_.begin(), gauges_.end());
+  for (const auto& [name, table] : tables_) stats.tables.push_back(table);
   return stats;
 }
 
@@ -80,6 +94,8 @@ void StepCounters::restore(const StepStats& saved) {
     custom_[name] = std::make_unique<std::atomic<std::int64_t>>(value);
   gauges_.clear();
   for (const auto& [name, value] : saved.gauges) gauges_[name] = value;
+  tables_.clear();
+  for (const Table& table : saved.tables) tables_[table.name] = table;
 }
 
 StepContext::StepContext(RunServices& run, const spec::StepSpec& spec, RunInfo info, StepCounters& counters)

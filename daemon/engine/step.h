@@ -1,6 +1,6 @@
 // The runtime side of one pipeline step: its plugin object, its Context,
 // and its counters (records in, kept, dropped by reason, errors, busy time,
-// the plugin's own counters).
+// the plugin's own counters, gauges and tables).
 #pragma once
 
 #include <distill/plugin.h>
@@ -31,6 +31,7 @@ class StepCounters {
   std::int64_t count_drop(const std::string& reason);
   std::atomic<std::int64_t>& custom(std::string_view name);
   void set_gauge(std::string_view name, double value);
+  void set_table(Table table);
   StepStats snapshot(const std::string& step, const std::string& plugin) const;
   void restore(const StepStats& saved);
 
@@ -39,6 +40,7 @@ class StepCounters {
   std::map<std::string, std::int64_t> reasons_;
   std::map<std::string, std::unique_ptr<std::atomic<std::int64_t>>, std::less<>> custom_;
   std::map<std::string, double, std::less<>> gauges_;
+  std::map<std::string, Table, std::less<>> tables_;
 };
 
 class StepContext;
@@ -69,6 +71,7 @@ class StepContext : public Context {
   Logger& log() override { return *logger_; }
   std::atomic<std::int64_t>& counter(std::string_view name) override { return counters_.custom(name); }
   void gauge(std::string_view name, double value) override { counters_.set_gauge(name, value); }
+  void table(Table table) override { counters_.set_table(std::move(table)); }
   unsigned threads() const override { return run_.threads(); }
   void commit() override { run_.commit_step(*this); }
   bool cancelled() const override { return run_.cancelled(); }

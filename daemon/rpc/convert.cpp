@@ -93,6 +93,17 @@ StepStats to_rpc(const distill::StepStats& stats) {
   out.drops_by_reason.insert(stats.drops_by_reason.begin(), stats.drops_by_reason.end());
   out.counters.insert(stats.counters.begin(), stats.counters.end());
   out.gauges.insert(stats.gauges.begin(), stats.gauges.end());
+  if (!stats.tables.empty()) {
+    std::vector<Table> tables;
+    for (const distill::Table& t : stats.tables) {
+      Table table;
+      table.name = t.name;
+      table.columns = t.columns;
+      table.rows = t.rows;
+      tables.push_back(std::move(table));
+    }
+    out.__set_tables(std::move(tables));
+  }
   return out;
 }
 
@@ -108,6 +119,7 @@ distill::StepStats from_rpc(const StepStats& stats) {
   out.drops_by_reason.assign(stats.drops_by_reason.begin(), stats.drops_by_reason.end());
   out.counters.assign(stats.counters.begin(), stats.counters.end());
   out.gauges.assign(stats.gauges.begin(), stats.gauges.end());
+  for (const Table& t : stats.tables) out.tables.push_back({t.name, t.columns, t.rows});
   return out;
 }
 

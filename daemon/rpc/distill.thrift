@@ -12,7 +12,7 @@
 namespace cpp distill.rpc
 namespace py distill_rpc
 
-const i32 API_VERSION = 2
+const i32 API_VERSION = 3
 
 // What a pipeline is doing. STOPPED, PAUSED and FAILED runs resume from
 // their last checkpoint at the next start (or resume).
@@ -72,6 +72,15 @@ struct PipelineInfo {
   13: i32 threads,            // threads the running worker was given
 }
 
+// A table a plugin publishes for its step (e.g. the teacher's Batch API
+// batches: id, state, request counts, times): headings, and rows of text
+// cells, one per heading. (API 3)
+struct Table {
+  1: string name,
+  2: list<string> columns,
+  3: list<list<string>> rows,
+}
+
 struct StepStats {
   1: string step,    // "source", a stage's id, or "sink:" + id
   2: string plugin,
@@ -83,6 +92,7 @@ struct StepStats {
   8: map<string, i64> drops_by_reason,
   9: map<string, i64> counters,   // the plugin's own
   10: map<string, double> gauges, // the plugin's latest values (e.g. a trainer's loss)
+  11: optional list<Table> tables, // the plugin's latest tables, by name; unset when it has none (API 3)
 }
 
 struct PipelineStatus {

@@ -49,13 +49,27 @@ std::vector<std::pair<std::string, T>> decode_pairs(const json& in) {
   return out;
 }
 
+json encode_tables(const std::vector<Table>& tables) {
+  json out = json::array();
+  for (const Table& t : tables) out.push_back({{"name", t.name}, {"columns", t.columns}, {"rows", t.rows}});
+  return out;
+}
+
+std::vector<Table> decode_tables(const json& in) {
+  std::vector<Table> out;
+  for (const json& t : in)
+    out.push_back({t.at("name").get<std::string>(), t.at("columns").get<std::vector<std::string>>(),
+                   t.at("rows").get<std::vector<std::vector<std::string>>>()});
+  return out;
+}
+
 json encode(const Checkpoint& checkpoint) {
   json steps = json::array();
   for (const StepStats& s : checkpoint.steps)
     steps.push_back({{"step", s.step},       {"plugin", s.plugin},   {"in", s.records_in},
                      {"kept", s.kept},       {"dropped", s.dropped}, {"errors", s.errors}, {"busy_ns", s.busy_ns},
                      {"drops", encode_pairs(s.drops_by_reason)}, {"counters", encode_pairs(s.counters)},
-                     {"gauges", encode_pairs(s.gauges)}});
+                     {"gauges", encode_pairs(s.gauges)}, {"tables", encode_tables(s.tables)}});
   return {{"position", checkpoint.position}, {"records_read", checkpoint.records_read}, {"steps", steps}};
 }
 
@@ -68,7 +82,8 @@ Checkpoint decode_checkpoint(std::string_view text) {
                                 s.at("dropped").get<std::int64_t>(), s.at("errors").get<std::int64_t>(),
                                 s.at("busy_ns").get<std::int64_t>(), decode_pairs<std::int64_t>(s.at("drops")),
                                 decode_pairs<std::int64_t>(s.at("counters")),
-                                decode_pairs<double>(s.value("gauges", json::array()))});
+                                decode_pairs<double>(s.value("gauges", json::array())),
+                                decode_tables(s.value("tables", json::array()))});
   return checkpoint;
 }
 
@@ -113,7 +128,9 @@ void RunStore::put_meta(WriteSet& writes, const std::string& pipeline, const Run
 
 void RunStore::put_checkpoint(WriteSet& writes, const std::string& pipeline, std::uint64_t run,
                               const Checkpoint& checkpoint) const {
-  writes.put(Family::Checkpoints, run_key(pipeline, run), encode(checkpoint).dump());
+  // A plugin's table cell may hold any bytes: invalid UTF-8 is replaced, not a failed checkpoint.
+  writes.put(Family::Checkpoints, run_key(pipeline, run),
+             encode(checkpoint).dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 void RunStore::put_drop(WriteSet& writes, const std::string& pipeline, std::uint64_t run,

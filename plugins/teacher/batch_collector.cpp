@@ -3,6 +3,7 @@
 // custom_id, and keeps the durable record of it all (see batch_collector.h).
 #include "batch_collector.h"
 
+#include <algorithm>
 #include <ctime>
 #include <random>
 #include <sstream>
@@ -14,6 +15,32 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kCustomIdPrefix = "dl-";
+constexpr const char* kBatchTable = "batches";
+
+const std::vector<std::string>& batch_columns() {
+  static const std::vector<std::string> columns = {"batch",  "state",   "completed",  "failed",
+                                                   "total", "created", "expected by"};
+  return columns;
+}
+
+// "24h" -> 86400 (units s, m, h, d); nullopt for anything else.
+std::optional<std::int64_t> window_seconds(const std::string& window) {
+  std::size_t used = 0;
+  std::int64_t count = 0;
+  try {
+    count = std::stoll(window, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (count < 0 || used + 1 != window.size()) return std::nullopt;
+  switch (window.back()) {
+    case 's': return count;
+    case 'm': return count * 60;
+    case 'h': return count * 3600;
+    case 'd': return count * 86400;
+  }
+  return std::nullopt;
+}
 
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -82,7 +109,13 @@ BatchCollector::BatchCollector(BatchSettings settings, std::unique_ptr<BatchApi>
       ctx_(ctx),
       hooks_(std::move(hooks)),
       counters_(counters),
-      prefix_(settings_.pipeline + '\0' + settings_.step + '\0') {
+      prefix_(settings_.pipeline + '\0' + settings_.step + '\0'),
+      window_s_(window_seconds(settings_.completion_window)) {
+  // A resumed run's table as its checkpoint left it: the batches that ended before.
+  for (const StepStats& step : ctx_.stats())
+    for (const Table& table : step.tables)
+      if (step.step == settings_.step && table.name == kBatchTable && table.columns == batch_columns())
+        rows_ = table.rows;
   reattach();  // before any request(), so no recorded line is submitted again
   thread_ = std::thread([this] { loop(); });
 }
@@ -366,6 +399,7 @@ void BatchCollector::create(Submission& s) {
   s.state = "created";
   put_submission(s);
   ++counters_.batches_created;
+  publish(s.batch_id, batch);
   s.next_poll = Clock::now() + settings_.poll;
   ctx_.log().info("created batch " + s.batch_id + ": " + std::to_string(s.keys.size()) + " lines, file " + s.file_id +
                   ", submission " + s.id);
@@ -395,6 +429,7 @@ void BatchCollector::report(Submission& s, const json& batch) {
     s.counts = {static_cast<int>(integer_of(counts, "total")), static_cast<int>(integer_of(counts, "completed")),
                 static_cast<int>(integer_of(counts, "failed"))};
   }
+  publish(s.batch_id, batch);
   std::string line = "batch " + s.batch_id + ": " + text_of(batch, "status") + ", " +
                      std::to_string(s.counts.completed) + "/" + std::to_string(s.counts.total) + " completed, " +
                      std::to_string(s.counts.failed) + " failed";
@@ -402,6 +437,26 @@ void BatchCollector::report(Submission& s, const json& batch) {
   s.last_report = line;
   ctx_.log().info(line + " (created " + utc(member(batch, "created_at")) + ", expires " +
                   utc(member(batch, "expires_at")) + ")");
+}
+
+// The batch's row in the table "batches", as the provider describes it now.
+void BatchCollector::publish(const std::string& batch_id, const json& batch) {
+  const json& counts = member(batch, "request_counts");
+  const json& created = member(batch, "created_at");
+  std::vector<std::string> row = {
+      batch_id,
+      text_of(batch, "status"),
+      std::to_string(integer_of(counts, "completed")),
+      std::to_string(integer_of(counts, "failed")),
+      std::to_string(integer_of(counts, "total")),
+      utc(created),
+      created.is_number_integer() && window_s_ ? utc(created.get<std::int64_t>() + *window_s_) : "-"};
+  const auto same = std::find_if(rows_.begin(), rows_.end(), [&](const auto& r) { return r.front() == batch_id; });
+  if (same == rows_.end())
+    rows_.push_back(std::move(row));
+  else
+    *same = std::move(row);
+  ctx_.table({kBatchTable, batch_columns(), rows_});
 }
 
 void BatchCollector::finish(Submission& s, const json& batch) {

@@ -27,6 +27,12 @@
 // halts it too, with reason kCancelled (the engine then commits nothing
 // of the records in flight). Either way the recorded batches are
 // re-attached by the next run.
+//
+// Status: the table "batches" (Context::table) has a row per batch of the
+// run: id, state, the provider's request counts, created and expected-by
+// (created + completion_window) times; updated at creation and at each
+// poll, kept once the batch ends, and carried over from the checkpoint
+// when the run resumes.
 #pragma once
 
 #include <distill/plugin.h>
@@ -138,6 +144,7 @@ class BatchCollector {
   void halt(const std::string& reason, const std::string& message);
   void deliver(const Deliveries& deliveries, const std::string& batch_id);
   void report(Submission& submission, const nlohmann::json& batch);
+  void publish(const std::string& batch_id, const nlohmann::json& batch);
   void update_gauges();
 
   std::string key(std::string_view kind, std::string_view id) const;
@@ -152,6 +159,9 @@ class BatchCollector {
   BatchHooks hooks_;
   BatchCounters counters_;
   std::string prefix_;  // pipeline \0 step \0
+  std::optional<std::int64_t> window_s_;  // completion_window in seconds, when it reads as one
+  // The "batches" table's rows; touched by the constructor, then by the thread only.
+  std::vector<std::vector<std::string>> rows_;
 
   std::mutex mutex_;  // guards everything below
   std::condition_variable wake_;

@@ -208,7 +208,7 @@ TEST_F(DaemonTest, FullLifecycle) {
       << plugins.output;
   EXPECT_EQ(ctl("plugins --describe nope").exit_code, 4);
   const Finished health = ctl("-o json health");
-  EXPECT_NE(health.output.find("\"api_version\": 2"), std::string::npos) << health.output;
+  EXPECT_NE(health.output.find("\"api_version\": 3"), std::string::npos) << health.output;
   EXPECT_NE(health.output.find("\"completed\": 1"), std::string::npos) << health.output;
 
   ASSERT_EQ(ctl("delete life").exit_code, 0);
@@ -394,6 +394,80 @@ TEST_F(DaemonTest, PipelinesShareTheTeacherCache) {
   EXPECT_EQ(read_dir(dir_ / "first" / "out").size(), read_dir(dir_ / "second" / "out").size());
 }
 
+// The teacher's table of Batch API batches in StepStats.tables (API 3):
+// live from the worker while the batch runs, from the pipeline's store
+// after a daemon restart, and as distillctl prints it.
+TEST_F(DaemonTest, StatusCarriesTheTeachersTableOfBatches) {
+  TeacherServer teacher(dir_.path(), {"--batch-delay-ms", "3000"});
+  std::string prompts;
+  for (int i = 0; i < 40; ++i) prompts += "{\"prompt\": \"Spell " + std::to_string(5000 + i * 13) + "\"}\n";
+  write_file(dir_ / "prompts.jsonl", prompts);
+  const std::string yaml = "name: batched\nengine: {batch_size: 16}\n"
+                           "source: {plugin: prompts, path: ../prompts.jsonl}\n"
+                           "stages:\n  - {plugin: teacher, base_url: \"" + teacher.base_url() +
+                           "\", model: teacher-small, mode: batch, batch: {poll_s: 0.1}}\n"
+                           "sinks: [{plugin: jsonl, dir: out}]\n";
+  start_daemon();
+  ASSERT_EQ(ctl("submit " + write_pipeline("batched", yaml)).exit_code, 0);
+  ASSERT_EQ(ctl("start batched").exit_code, 0);
+
+  // The teacher step's table "batches" in a status, or nullptr.
+  auto batches = [](const distill::rpc::PipelineStatus& status) -> const distill::rpc::Table* {
+    for (const distill::rpc::StepStats& step : status.steps)
+      if (step.plugin == "teacher" && step.__isset.tables)
+        for (const distill::rpc::Table& table : step.tables)
+          if (table.name == "batches") return &table;
+    return nullptr;
+  };
+  const std::vector<std::string> columns = {"batch", "state", "completed", "failed", "total", "created", "expected by"};
+  distill::rpc::PipelineStatus live;
+  {
+    distill::rpc::Connection<distill::rpc::DistillClient> rpc((state() / "control.sock").string(), 5s);
+    for (int i = 0; i < 1000 && !batches(live); ++i) {
+      rpc.client().status(live, "batched");
+      if (!batches(live)) std::this_thread::sleep_for(5ms);
+    }
+  }
+  const distill::rpc::Table* table = batches(live);
+  ASSERT_NE(table, nullptr) << ctl("status batched").output;
+  EXPECT_TRUE(live.live);
+  EXPECT_EQ(live.info.state, distill::rpc::PipelineState::RUNNING);
+  EXPECT_EQ(table->columns, columns);
+  ASSERT_EQ(table->rows.size(), 1u);
+  const std::vector<std::string> row = table->rows[0];
+  ASSERT_EQ(row.size(), columns.size());
+  EXPECT_TRUE(row[0].starts_with("batch_")) << row[0];
+  EXPECT_TRUE(row[1] == "validating" || row[1] == "in_progress") << row[1];
+  EXPECT_EQ(row[2], "0");
+  EXPECT_TRUE(row[5].ends_with(" UTC")) << row[5];
+
+  ASSERT_TRUE(wait_for_state("batched", "completed", 60s)) << ctl("status batched").output;
+  kill_daemon(SIGTERM);
+  EXPECT_EQ(wait_daemon(), 0);
+  start_daemon();
+  distill::rpc::PipelineStatus stored;
+  {
+    distill::rpc::Connection<distill::rpc::DistillClient> rpc((state() / "control.sock").string(), 5s);
+    rpc.client().status(stored, "batched");
+  }
+  EXPECT_FALSE(stored.live);
+  table = batches(stored);
+  ASSERT_NE(table, nullptr);
+  EXPECT_EQ(table->rows, (std::vector<std::vector<std::string>>{{row[0], "completed", "40", "0", "40", row[5], row[6]}}));
+
+  const Finished text = ctl("status batched");
+  EXPECT_NE(text.output.find("\n    batches (1):\n      batch    state      completed  failed  total  created"),
+            std::string::npos)
+      << text.output;
+  EXPECT_NE(text.output.find("\n      " + row[0] + "  completed         40       0     40  " + row[5] + "  " + row[6] +
+                             "\n"),
+            std::string::npos)
+      << text.output;
+  const Finished json = ctl("-o json status batched");
+  EXPECT_NE(json.output.find("\"tables\": [\n"), std::string::npos) << json.output;
+  EXPECT_NE(json.output.find("\"" + row[0] + "\",\n"), std::string::npos) << json.output;
+}
+
 }  // namespace
 
 // The opt-in Prometheus endpoint: on loopback, the text format, the
@@ -455,7 +529,7 @@ TEST_F(DaemonTest, TcpNeedsTheTokenBeforeAnyOtherCall) {
   const std::string tcp = env("DISTILLCTL_BIN") + " --connect 127.0.0.1:" + std::to_string(port);
   const Finished with_token = run_command(tcp + " --token-file " + token.string() + " -o json health");
   EXPECT_EQ(with_token.exit_code, 0) << with_token.output;
-  EXPECT_NE(with_token.output.find("\"api_version\": 2"), std::string::npos) << with_token.output;
+  EXPECT_NE(with_token.output.find("\"api_version\": 3"), std::string::npos) << with_token.output;
 
   write_file(dir_ / "wrong-token", std::string(64, '0') + "\n");
   const Finished wrong = run_command(tcp + " --token-file " + (dir_ / "wrong-token").string() + " list");

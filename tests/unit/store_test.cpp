@@ -395,6 +395,8 @@ TEST_F(StoreTest, CheckpointRoundTrips) {
   dedupe.kept = 900;
   dedupe.dropped = 90;
   dedupe.counters = {{"index_size", 900}};
+  // A plugin's table; a cell that is not UTF-8 is stored with a replacement character.
+  dedupe.tables = {{"batches", {"batch", "state"}, {{"batch_1", "completed"}, {"batch_2", "bad \xff"}}}};
   const Checkpoint written{std::string("file\0offset=42", 14), 1000, {source, dedupe}};
 
   WriteSet batch(*store_);
@@ -421,6 +423,13 @@ TEST_F(StoreTest, CheckpointRoundTrips) {
     EXPECT_EQ(got.drops_by_reason, want.drops_by_reason);
     EXPECT_EQ(got.counters, want.counters);
   }
+  EXPECT_TRUE(read->steps[0].tables.empty());
+  ASSERT_EQ(read->steps[1].tables.size(), 1u);
+  const Table& table = read->steps[1].tables[0];
+  EXPECT_EQ(table.name, "batches");
+  EXPECT_EQ(table.columns, (std::vector<std::string>{"batch", "state"}));
+  EXPECT_EQ(table.rows,
+            (std::vector<std::vector<std::string>>{{"batch_1", "completed"}, {"batch_2", "bad \xEF\xBF\xBD"}}));
 }
 
 class DropsTest : public StoreTest {

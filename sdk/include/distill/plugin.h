@@ -85,6 +85,15 @@ class Logger {
   virtual void error(std::string_view message) = 0;
 };
 
+// A table a plugin shows under its step in status (e.g. a teacher's Batch
+// API batches): column headings, and rows of cells as the plugin formats
+// them, one cell per column.
+struct Table {
+  std::string name;  // e.g. "batches"
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::string>> rows;
+};
+
 // Counters of one step, as the engine keeps them.
 struct StepStats {
   std::string step;    // instance id, e.g. "source", "exact_dedupe"
@@ -97,6 +106,7 @@ struct StepStats {
   std::vector<std::pair<std::string, std::int64_t>> drops_by_reason;  // sorted by reason
   std::vector<std::pair<std::string, std::int64_t>> counters;         // the plugin's own, sorted by name
   std::vector<std::pair<std::string, double>> gauges;                 // the plugin's latest values, sorted by name
+  std::vector<Table> tables;                                          // the plugin's latest tables, sorted by name
 };
 
 struct RunInfo {
@@ -126,6 +136,11 @@ class Context {
   // A named gauge of this instance (a loss, a learning rate, tokens/s): its
   // latest value is shown in status and persisted with checkpoints. Thread-safe.
   virtual void gauge(std::string_view name, double value) = 0;
+  // A named table of this instance (e.g. the batches a teacher waits for):
+  // each call replaces the table of that name whole; the latest is shown in
+  // status and persisted with checkpoints. A row with more or fewer cells
+  // than columns throws std::invalid_argument. Thread-safe.
+  virtual void table(Table table) = 0;
   // Threads this instance may use for work of its own (e.g. a trainer's
   // math library): the pipeline's engine.threads, or the daemon's share of
   // its thread budget for this run.

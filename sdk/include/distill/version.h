@@ -6,5 +6,5 @@
 // with a line in sdk/CHANGELOG.md.
 #pragma once
 
-#define DISTILL_SDK_VERSION "0.2.0"
-#define DISTILL_SDK_ABI 2u
+#define DISTILL_SDK_VERSION "0.3.0"
+#define DISTILL_SDK_ABI 3u

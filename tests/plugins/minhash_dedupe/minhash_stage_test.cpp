@@ -73,6 +73,7 @@ class TestContext : public Context {
   Logger& log() override { return logger_; }
   std::atomic<std::int64_t>& counter(std::string_view name) override { return counters_[std::string(name)]; }
   void gauge(std::string_view, double) override {}
+  void table(Table) override {}
   unsigned threads() const override { return 1; }
   void commit() override { throw std::logic_error("minhash_dedupe is a stage: it never commits"); }
   bool cancelled() const override { return false; }

@@ -4,14 +4,16 @@
 // submission and at random moments, then resume with no line submitted
 // twice (counted from the server's log) and none lost, expired and partly failed batches
 // resubmitted, cached prompts kept out of batches, a cut-off output file
-// reported clearly and collected by the next run, and a stop that leaves
-// the batches to the next run.
+// reported clearly and collected by the next run, a stop that leaves
+// the batches to the next run, and the table of batches that the run
+// summary and `distilld status` show.
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
 #include <iostream>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -36,6 +38,55 @@ long summary_count(const std::string& summary, const std::string& label) {
   for (std::size_t i = at + label.size() + 4; i < summary.size() && summary[i] != '\n'; ++i)
     if (std::isdigit(static_cast<unsigned char>(summary[i]))) digits += summary[i];
   return digits.empty() ? -1 : std::stol(digits);
+}
+
+// The rows of the teacher's "batches" table in a report (distilld run's
+// summary, distilld status), each as its cells.
+std::vector<std::vector<std::string>> batch_rows(const std::string& report) {
+  std::vector<std::vector<std::string>> rows;
+  const auto at = report.find("\n    batches (");
+  if (at == std::string::npos) return rows;
+  std::istringstream in(report.substr(at + 1));
+  std::string line;
+  std::getline(in, line);  // "    batches (N):"
+  const std::regex gap(" {2,}");
+  auto cells = [&](const std::string& text) {
+    const std::string rest = text.substr(std::min<std::size_t>(6, text.size()));
+    return std::vector<std::string>(std::sregex_token_iterator(rest.begin(), rest.end(), gap, -1),
+                                    std::sregex_token_iterator());
+  };
+  std::getline(in, line);
+  EXPECT_EQ(cells(line), (std::vector<std::string>{"batch", "state", "completed", "failed", "total", "created",
+                                                   "expected by"}));
+  while (std::getline(in, line) && line.starts_with("      ")) rows.push_back(cells(line));
+  return rows;
+}
+
+// "2026-12-07 14:02:11 UTC" as seconds since the epoch.
+std::int64_t utc_seconds(const std::string& text) {
+  std::tm tm{};
+  EXPECT_NE(::strptime(text.c_str(), "%Y-%m-%d %H:%M:%S UTC", &tm), nullptr) << text;
+  return ::timegm(&tm);
+}
+
+// Every row: a batch that ended with `state`, whose completed and failed
+// requests are all its requests, expected 24 hours after its creation.
+// Returns the sum of the `column` cells.
+long check_ended_rows(const std::vector<std::vector<std::string>>& rows, const std::set<std::string>& states,
+                      std::size_t column) {
+  long sum = 0;
+  std::set<std::string> ids;
+  for (const auto& row : rows) {
+    EXPECT_EQ(row.size(), 7u);
+    if (row.size() != 7) continue;
+    EXPECT_TRUE(row[0].starts_with("batch_")) << row[0];
+    EXPECT_TRUE(ids.insert(row[0]).second) << row[0] << " listed twice";
+    EXPECT_TRUE(states.count(row[1])) << row[0] << " " << row[1];
+    EXPECT_EQ(std::stol(row[2]) + std::stol(row[3]), std::stol(row[4])) << row[0];
+    EXPECT_EQ(utc_seconds(row[6]) - utc_seconds(row[5]), 24 * 3600) << row[5] << " / " << row[6];
+    sum += std::stol(row[column]);
+  }
+  return sum;
 }
 
 class TeacherBatchTest : public ::testing::Test {
@@ -129,9 +180,21 @@ TEST_F(TeacherBatchTest, BatchRunEndsWithTheSameRecordsAsAnOnlineRunAtHalfThePri
   const std::vector<json> expected = reference();
   ASSERT_EQ(expected.size(), static_cast<std::size_t>(kPrompts));
   TeacherServer server(folder("server"), {"--batch-delay-ms", "300"});
-  const Finished out = run(batch_pipeline("batch", server));
+  const std::string file = batch_pipeline("batch", server);
+  const Finished out = run(file);
   ASSERT_EQ(out.exit_code, 0) << out.output;
   EXPECT_EQ(records("batch"), expected);
+
+  // The summary and `distilld status` (from the store) list each batch the
+  // run created: completed, all of its requests answered, 120 in all.
+  const Finished status = run_command(std::string(std::getenv("DISTILLD_BIN")) + " status " + file);
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  for (const std::string& report : {out.output, status.output}) {
+    const auto rows = batch_rows(report);
+    EXPECT_EQ(rows.size(), server.api_calls("POST /v1/batches").size()) << report;
+    EXPECT_EQ(check_ended_rows(rows, {"completed"}, 2), kPrompts) << report;
+    EXPECT_EQ(check_ended_rows(rows, {"completed"}, 3), 0) << report;
+  }
 
   const std::map<std::string, int> submitted = server.batch_submissions();
   EXPECT_EQ(submitted.size(), static_cast<std::size_t>(kPrompts));
@@ -183,6 +246,8 @@ TEST_F(TeacherBatchTest, SigkillAtEachStepThenResumeSubmitsNoLineTwiceAndLosesNo
     const Finished resumed = run(file);
     ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
     EXPECT_EQ(records(step), expected);
+    // The resumed run's table holds the batches of both processes, each once.
+    EXPECT_EQ(check_ended_rows(batch_rows(resumed.output), {"completed"}, 4), kPrompts) << resumed.output;
     const std::map<std::string, int> submitted = server.batch_submissions();
     EXPECT_EQ(submitted.size(), static_cast<std::size_t>(kPrompts));
     EXPECT_EQ(custom_ids_submitted_more_than_once(submitted), "");
@@ -227,6 +292,11 @@ TEST_F(TeacherBatchTest, SigkillAtRandomMomentsThenResumeSubmitsNoLineTwice) {
   const Finished resumed = run(file);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_EQ(records("random"), expected);
+  // Each batch once, ended. (A batch that ended in a process killed before
+  // its checkpoint is not listed, as its counters are not counted.)
+  const long listed = check_ended_rows(batch_rows(resumed.output), {"completed"}, 4);
+  EXPECT_GT(listed, 0) << resumed.output;
+  EXPECT_LE(listed, kPrompts) << resumed.output;
   EXPECT_EQ(server.batch_submissions().size(), static_cast<std::size_t>(kPrompts));
   EXPECT_EQ(custom_ids_submitted_more_than_once(server.batch_submissions()), "");
   EXPECT_EQ(server.paid_calls(), static_cast<std::size_t>(kPrompts));
@@ -241,6 +311,13 @@ TEST_F(TeacherBatchTest, ExpiredAndPartlyFailedBatchesAreResubmitted) {
   EXPECT_EQ(records("flaky"), expected);
   EXPECT_GT(summary_count(out.output, "batch_lines_resubmitted"), 0) << out.output;
   EXPECT_GT(summary_count(out.output, "batch_lines_retried"), 0) << out.output;
+  // The table shows the expired batch (half of it unanswered) and the failed lines.
+  const auto rows = batch_rows(out.output);
+  EXPECT_EQ(check_ended_rows(rows, {"completed", "expired"}, 2), kPrompts) << out.output;
+  EXPECT_GT(check_ended_rows(rows, {"completed", "expired"}, 3), 0) << out.output;
+  ASSERT_FALSE(rows.empty()) << out.output;
+  EXPECT_EQ(rows.front()[1], "expired") << out.output;
+  EXPECT_GT(std::stol(rows.front()[3]), 0) << out.output;
   // Each prompt was answered (and paid) once, whatever its lines went through.
   EXPECT_EQ(server.paid_calls(), static_cast<std::size_t>(kPrompts));
   std::map<std::string, int> answered;
