@@ -30,6 +30,18 @@
 namespace distill::store {
 namespace {
 
+// ThreadSanitizer builds (tests/tsan) apply one batch at a time. RocksDB
+// otherwise groups concurrent writes: one writer thread appends the others'
+// batches to the log and memtables, handed over through atomics inside
+// Debian's librocksdb.a, which is not instrumented, so TSan would report
+// every concurrent write as a race. Other builds let RocksDB group them.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kOneWriteAtATime = true;
+#else
+constexpr bool kOneWriteAtATime = false;
+#endif
+std::mutex one_write_at_a_time;
+
 // By Family.
 constexpr std::array<const char*, 7> kFamilyNames = {"runs",   "checkpoints", "plugin_state", "drops",
                                                      "shared", "pipelines",   "revisions"};
@@ -283,7 +295,10 @@ void Store::apply(rocksdb::WriteBatch& batch, bool sync) {
   check_free_space(batch.GetDataSize());
   rocksdb::WriteOptions options;
   options.sync = sync;
+  std::unique_lock<std::mutex> serial(one_write_at_a_time, std::defer_lock);
+  if (kOneWriteAtATime) serial.lock();
   const rocksdb::Status status = db_->Write(options, &batch);
+  if (serial.owns_lock()) serial.unlock();
   if (status.ok()) return;
   {
     std::lock_guard lock(failure_mutex_);
