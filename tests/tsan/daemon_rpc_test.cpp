@@ -37,7 +37,7 @@ std::string env(const char* name) {
 std::string pipeline_yaml(const std::string& name, int ms_per_batch) {
   return "name: " + name +
          "\n"
-         "engine: {threads: 2, batch_size: 128, max_inflight_batches: 4, checkpoint_every_records: 1000}\n"
+         "engine: {threads: 2, batch_size: 64, max_inflight_batches: 4, checkpoint_every_records: 1000}\n"
          "source: {plugin: jsonl, path: ../corpus.jsonl, terms: test-terms}\n"
          "stages:\n"
          "  - {plugin: exact_dedupe}\n"
@@ -130,7 +130,7 @@ TEST_F(DaemonRpcTsan, ManyClientsAtOnceWhileAPipelineRunsThenACleanShutdown) {
   const int metrics_port = start_daemon();
   ASSERT_GT(metrics_port, 0);
   Control control(socket(), 60000ms);
-  submit(control, "busy", 40);
+  submit(control, "busy", 100);
   rpc::PipelineInfo info;
   control.client().start(info, "busy", rpc::StartOptions());
 
@@ -226,14 +226,14 @@ TEST_F(DaemonRpcTsan, ManyClientsAtOnceWhileAPipelineRunsThenACleanShutdown) {
       {"pause", rpc::PipelineState::PAUSED},   {"resume", rpc::PipelineState::RUNNING}};
   for (const auto& [verb, wanted] : steps) {
     if (verb == "pause" || verb == "stop") {
-      ASSERT_TRUE(wait_for(control, "busy", rpc::PipelineState::RUNNING, 60s)) << log();
+      ASSERT_TRUE(wait_for(control, "busy", rpc::PipelineState::RUNNING, 60s)) << verb << "\n" << status_text(control, "busy");
     }
     if (verb == "pause") control.client().pause(info, "busy");
     if (verb == "resume") control.client().resume(info, "busy");
     if (verb == "stop") control.client().stop(info, "busy");
     if (verb == "start") control.client().start(info, "busy", rpc::StartOptions());
     ::kill(daemon_, SIGHUP);
-    ASSERT_TRUE(wait_for(control, "busy", wanted, 60s)) << verb << "\n" << log();
+    ASSERT_TRUE(wait_for(control, "busy", wanted, 60s)) << verb << "\n" << status_text(control, "busy");
   }
   submit(control, "second", 0);
   control.client().start(info, "second", rpc::StartOptions());

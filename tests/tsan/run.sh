@@ -17,6 +17,7 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=false \
     >"$build.setup.log" 2>&1 || { cat "$build.setup.log"; exit 1; }
 fi
+rm -f "$build/meson-logs/testlog.json"  # a build that fails leaves no results of an earlier pass
 echo "== $build: building"
 ninja -C "$build" -j "${JOBS:-2}" tsan_tests >"$build.build.log" 2>&1 || { tail -n 60 "$build.build.log"; exit 1; }
 
@@ -28,7 +29,6 @@ mkdir -p "$reports"
 # are otherwise lost in a long run).
 export TSAN_OPTIONS="suppressions=$PWD/tests/tsan/suppressions.txt:log_path=$reports/report:exitcode=66:second_deadlock_stack=1:history_size=7${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 echo "== $build: testing"
-rm -f "$build/meson-logs/testlog.json"
 meson test -C "$build" --no-rebuild --suite tsan --num-processes "${JOBS:-2}" --print-errorlogs "$@" |
   grep -E "^ *[0-9]+/[0-9]+ |^(Ok|Fail|Timeout|Skipped):"
 tests_status=${PIPESTATUS[0]}
