@@ -1,9 +1,11 @@
 // The crash loop: a pipeline prompts -> teacher (with injected faults) ->
-// exact_dedupe -> minhash_dedupe -> policy -> jsonl is SIGKILLed at seeded
-// random moments again and again and resumed each time; it must end as an
-// uninterrupted run of the same pipeline does: the same kept records and
-// rejects in the same order, the same counters at every step, and no more
-// paid teacher calls than the requests that were in flight at the kills.
+// exact_dedupe -> minhash_dedupe -> policy -> jsonl and student sinks is
+// SIGKILLed at seeded random moments (while it collects, and while the
+// student trains) again and again and resumed each time; it must end as
+// an uninterrupted run of the same pipeline does: the same kept records
+// and rejects in the same order, the same counters at every step, the same
+// student weights byte for byte, and no more paid teacher calls than the
+// requests that were in flight at the kills.
 // CRASH_LOOP_KILLS (default 5) and CRASH_LOOP_SEED (default 2026) set the
 // campaign; tests/reliability/crash_loop.sh runs a long one.
 #include <gtest/gtest.h>
@@ -58,7 +60,14 @@ std::string pipeline_yaml(const std::string& base_url) {
          "  - {plugin: minhash_dedupe}\n"
          "  - {plugin: policy}\n"
          "sinks:\n"
-         "  - {plugin: jsonl, dir: out, max_shard_bytes: 200000, rejects: all}\n";
+         "  - {plugin: jsonl, dir: out, max_shard_bytes: 200000, rejects: all}\n"
+         "  - plugin: student\n"
+         "    dir: student\n"
+         "    tokenizer: {train: {vocab_size: 400}}\n"
+         "    model: {layers: 1, d_model: 32, heads: 2, kv_heads: 1, ffn: 64, max_seq: 96}\n"
+         "    train: {epochs: 2, batch_size: 32, lr: 5e-3, warmup_steps: 5, threads: 2}\n"
+         "    eval: {holdout_fraction: 0.02, every_steps: 0, max_prompts: 10, max_new_tokens: 8}\n"
+         "    checkpoint_every_steps: 10\n";
 }
 
 // Every line the sink wrote (kept shards in order, then the rejects),
@@ -115,15 +124,21 @@ TEST(CrashLoop, SigkillAtRandomMomentsEndsAsAnUninterruptedRun) {
   const std::string distilld = std::getenv("DISTILLD_BIN");
   const std::string log = (dir / "distilld.log").string();
 
+  const auto reference_start = std::chrono::steady_clock::now();
   ASSERT_EQ(wait_for(spawn({distilld, "run", "-q", (dir / "reference" / "pipeline.yaml").string()}, log)), 0)
       << read_file(log);
+  const auto reference_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - reference_start)
+                                .count();
   const std::size_t paid_by_reference = server.paid_calls();
 
   // A run that finishes between two kills is compared and started afresh,
   // so a long campaign checks every run it completes.
   const std::vector<json> expected = written(dir / "reference" / "out");
   const auto expected_counts = step_counts(dir / "reference" / "state");
+  const std::string expected_weights = read_file(dir / "reference" / "student" / "hf" / "model.safetensors");
   ASSERT_GT(expected.size(), 3000u);
+  ASSERT_FALSE(expected_weights.empty());
   int runs_compared = 0;
   auto compare = [&](int kills_so_far) {
     const std::vector<json> actual = written(dir / "killed" / "out");
@@ -134,15 +149,19 @@ TEST(CrashLoop, SigkillAtRandomMomentsEndsAsAnUninterruptedRun) {
         ADD_FAILURE() << "line " << i << " differs:\n  " << actual[i].dump() << "\nexpected\n  " << expected[i].dump();
     EXPECT_EQ(differences, 0u) << "after " << kills_so_far << " kills";
     EXPECT_EQ(step_counts(dir / "killed" / "state"), expected_counts);
+    EXPECT_TRUE(read_file(dir / "killed" / "student" / "hf" / "model.safetensors") == expected_weights)
+        << "the student's weights differ after " << kills_so_far << " kills";
     ++runs_compared;
   };
 
   std::mt19937 rng(static_cast<std::uint32_t>(seed));
-  std::uniform_int_distribution<int> delay_ms(20, 500);
+  // Kills land anywhere in a run, training included.
+  std::uniform_int_distribution<int> delay_ms(20, static_cast<int>(std::max<long long>(500, reference_ms)));
   int kills = 0;
   std::size_t paid_at_cycle_start = paid_by_reference;
   std::size_t most_repeated = 0;
   int kills_in_cycle = 0;
+  int kills_while_training = 0;  // after the student's first training checkpoint
   for (;;) {
     const pid_t pid = spawn({distilld, "run", "-q", (dir / "killed" / "pipeline.yaml").string()}, log);
     int status = 0;
@@ -164,19 +183,24 @@ TEST(CrashLoop, SigkillAtRandomMomentsEndsAsAnUninterruptedRun) {
       if (kills == wanted_kills || ::testing::Test::HasFailure()) break;
       fs::remove_all(dir / "killed" / "state");
       fs::remove_all(dir / "killed" / "out");
+      fs::remove_all(dir / "killed" / "student");
       paid_at_cycle_start = server.paid_calls();
       kills_in_cycle = 0;
       continue;
     }
     ::kill(pid, SIGKILL);
     wait_for(pid);
+    std::error_code ec;
+    if (!fs::is_empty(dir / "killed" / "student" / "checkpoints", ec) && !ec) ++kills_while_training;
     ++kills;
     ++kills_in_cycle;
   }
   EXPECT_EQ(kills, wanted_kills);
-  std::printf("crash loop: %d kills (seed %d), %d runs compared (%zu lines each), 0 differences allowed; "
-              "at most %zu paid calls repeated in a run\n",
-              kills, seed, runs_compared, expected.size(), most_repeated);
+  std::printf("crash loop: %d kills (seed %d), %d of them while the student trained; %d runs compared (%zu lines "
+              "and a student each; an uninterrupted run takes %lld ms), 0 differences allowed; at most %zu paid "
+              "calls repeated in a run\n",
+              kills, seed, kills_while_training, runs_compared, expected.size(), static_cast<long long>(reference_ms),
+              most_repeated);
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The long crash loop: SIGKILLs prompts -> teacher (with faults) -> exact ->
-# minhash -> policy -> jsonl at seeded random moments, KILLS times in all
-# (default 100), resuming after each kill, and compares every run it
-# completes with an uninterrupted one: kept records, rejects and every
-# step's counters must be identical, and a run may repeat no more paid
-# teacher calls than the 16 in flight at each kill. CI runs the same test
+# minhash -> policy -> jsonl and student sinks at seeded random moments,
+# KILLS times in all (default 100), resuming after each kill, and compares
+# every run it completes with an uninterrupted one: kept records, rejects,
+# every step's counters and the student's weights must be identical, and a
+# run may repeat no more paid teacher calls than the 16 in flight at each kill. CI runs the same test
 # with 5 kills (meson test crash_loop).
 #   tests/reliability/crash_loop.sh [KILLS] [SEED]     (from the repository root)
 set -euo pipefail
