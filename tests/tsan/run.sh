@@ -19,7 +19,9 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 rm -f "$build/meson-logs/testlog.json"  # a build that fails leaves no results of an earlier pass
 echo "== $build: building"
+started=$SECONDS
 ninja -C "$build" -j "${JOBS:-2}" tsan_tests >"$build.build.log" 2>&1 || { tail -n 60 "$build.build.log"; exit 1; }
+echo "== $build: built in $((SECONDS - started)) s"
 
 reports="$PWD/$build/tsan-reports"
 rm -rf "$reports"
@@ -29,12 +31,13 @@ mkdir -p "$reports"
 # are otherwise lost in a long run).
 export TSAN_OPTIONS="suppressions=$PWD/tests/tsan/suppressions.txt:log_path=$reports/report:exitcode=66:second_deadlock_stack=1:history_size=7${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 echo "== $build: testing"
+started=$SECONDS
 meson test -C "$build" --no-rebuild --suite tsan --num-processes "${JOBS:-2}" --print-errorlogs "$@" |
   grep -E "^ *[0-9]+/[0-9]+ |^(Ok|Fail|Timeout|Skipped):"
 tests_status=${PIPESTATUS[0]}
 
 count=$(cat "$reports"/report.* 2>/dev/null | grep -c '^WARNING: ThreadSanitizer' || true)
-echo "== $build: $count ThreadSanitizer reports"
+echo "== $build: tested in $((SECONDS - started)) s, $count ThreadSanitizer reports"
 if [ "$count" -gt 0 ]; then
   grep -H '^SUMMARY: ThreadSanitizer' "$reports"/report.* | sort | uniq -c | sort -rn | head -n 30
   echo "full reports in $reports"
