@@ -276,7 +276,7 @@ void BatchStore::run_lines(Batch& batch) {
       entry.model = request.model;
       entry.prompt_sha = hex64(hash);
       entry.n = request.n;
-      const FaultRates rates{0, options_.line_failure_rate, 0, 0, 0};
+      const FaultRates rates{0, options_.line_failure_rate, 0, 0, 0, 0, 0};
       entry.fault = draw_fault(rates, options_.seed, ++lines_run_);
       if (entry.fault == Fault::server_error) {
         entry.status = 500;

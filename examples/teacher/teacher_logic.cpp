@@ -2,6 +2,7 @@
 // (see teacher_logic.h for the rules).
 #include "teacher_logic.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -211,16 +212,20 @@ std::string_view fault_name(Fault fault) {
     case Fault::slow: return "slow";
     case Fault::malformed: return "malformed";
     case Fault::reset: return "reset";
+    case Fault::half_sent: return "half_sent";
+    case Fault::trickle: return "trickle";
   }
   return "none";
 }
 
 std::string check_fault_rates(const FaultRates& rates) {
-  const std::array<std::pair<std::string_view, double>, 5> all = {{{"--rate-429", rates.rate_429},
+  const std::array<std::pair<std::string_view, double>, 7> all = {{{"--rate-429", rates.rate_429},
                                                                    {"--rate-500", rates.rate_500},
                                                                    {"--rate-slow", rates.slow},
                                                                    {"--rate-malformed", rates.malformed},
-                                                                   {"--rate-reset", rates.reset}}};
+                                                                   {"--rate-reset", rates.reset},
+                                                                   {"--rate-half-sent", rates.half_sent},
+                                                                   {"--rate-trickle", rates.trickle}}};
   double sum = 0;
   for (const auto& [name, rate] : all) {
     if (!(rate >= 0 && rate <= 1)) return std::string(name) + " must be in [0, 1]";
@@ -232,11 +237,13 @@ std::string check_fault_rates(const FaultRates& rates) {
 
 Fault draw_fault(const FaultRates& rates, std::uint64_t seed, std::uint64_t sequence) {
   double u = unit(mix(mix(seed ^ kSaltFault) ^ sequence));
-  const std::array<std::pair<double, Fault>, 5> bands = {{{rates.rate_429, Fault::rate_limit},
+  const std::array<std::pair<double, Fault>, 7> bands = {{{rates.rate_429, Fault::rate_limit},
                                                           {rates.rate_500, Fault::server_error},
                                                           {rates.slow, Fault::slow},
                                                           {rates.malformed, Fault::malformed},
-                                                          {rates.reset, Fault::reset}}};
+                                                          {rates.reset, Fault::reset},
+                                                          {rates.half_sent, Fault::half_sent},
+                                                          {rates.trickle, Fault::trickle}}};
   for (const auto& [rate, fault] : bands) {
     if (u < rate) return fault;
     u -= rate;
@@ -462,6 +469,14 @@ std::string server_error_body() {
 }
 
 std::string malformed_body(std::string_view body) { return std::string(body.substr(0, body.size() / 2)); }
+
+std::size_t half_sent_bytes(std::size_t bytes) { return std::clamp<std::size_t>(bytes / 2, 1, bytes - 1); }
+
+Trickle trickle(std::size_t bytes, int total_ms) {
+  constexpr std::size_t kPieceBytes = 8;
+  const std::size_t pieces = std::max<std::size_t>(1, (bytes + kPieceBytes - 1) / kPieceBytes);
+  return {kPieceBytes, static_cast<int>((static_cast<std::size_t>(std::max(total_ms, 0)) + pieces - 1) / pieces)};
+}
 
 std::string models_body(std::string_view model, std::int64_t created) {
   ordered_json entry = ordered_json::object();

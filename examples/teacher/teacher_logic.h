@@ -38,11 +38,12 @@ struct Message {
 };
 
 enum class Noise { none, duplicate, near_duplicate, refusal, pii, truncated, wrong };
-enum class Fault { none, rate_limit, server_error, slow, malformed, reset };
+enum class Fault { none, rate_limit, server_error, slow, malformed, reset, half_sent, trickle };
 
 // "none", "duplicate", "near_duplicate", ... as written in the request log.
 std::string_view noise_name(Noise noise);
-// "none", "429", "500", "slow", "malformed", "reset" as written in the request log.
+// "none", "429", "500", "slow", "malformed", "reset", "half_sent", "trickle" as
+// written in the request log.
 std::string_view fault_name(Fault fault);
 
 struct FaultRates {
@@ -51,6 +52,8 @@ struct FaultRates {
   double slow = 0;
   double malformed = 0;
   double reset = 0;
+  double half_sent = 0;  // a 200 announcing the whole body's length, closed after part of it
+  double trickle = 0;    // a 200 whose body arrives a few bytes at a time
 };
 
 // Empty when every rate is in [0, 1] and they add up to at most 1; else why not.
@@ -117,6 +120,20 @@ std::string server_error_body();
 
 // The first half of a body: a 200 whose JSON does not parse.
 std::string malformed_body(std::string_view body);
+
+// How many bytes of a body of `bytes` (>= 2) a half-sent answer sends before
+// closing the connection: its first half, at least one byte and never all.
+std::size_t half_sent_bytes(std::size_t bytes);
+
+// How a trickled answer sends a body of `bytes`: pieces of piece_bytes, each
+// after a pause of pause_ms, the pauses adding up to at least total_ms. Every
+// pause is short (a client with only a per-read timeout keeps waiting) while
+// the whole lasts total_ms.
+struct Trickle {
+  std::size_t piece_bytes = 0;
+  int pause_ms = 0;
+};
+Trickle trickle(std::size_t bytes, int total_ms);
 
 // GET /v1/models.
 std::string models_body(std::string_view model, std::int64_t created);

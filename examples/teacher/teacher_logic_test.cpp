@@ -161,14 +161,17 @@ TEST(Tokens, KeepOneLeadingSpace) {
 
 TEST(Faults, RatesAreChecked) {
   EXPECT_EQ(check_fault_rates({}), "");
-  EXPECT_EQ(check_fault_rates({0.2, 0.2, 0.2, 0.2, 0.2}), "");
-  EXPECT_NE(check_fault_rates({0.5, 0.6, 0, 0, 0}), "");
-  EXPECT_NE(check_fault_rates({-0.1, 0, 0, 0, 0}), "");
-  EXPECT_NE(check_fault_rates({0, 0, 0, 0, 1.5}), "");
+  EXPECT_EQ(check_fault_rates({0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1}), "");
+  EXPECT_NE(check_fault_rates({0.5, 0.6, 0, 0, 0, 0, 0}), "");
+  EXPECT_NE(check_fault_rates({-0.1, 0, 0, 0, 0, 0, 0}), "");
+  EXPECT_NE(check_fault_rates({0, 0, 0, 0, 1.5, 0, 0}), "");
+  EXPECT_EQ(check_fault_rates({0, 0, 0, 0, 0, 2, 0}), "--rate-half-sent must be in [0, 1]");
+  EXPECT_EQ(check_fault_rates({0, 0, 0, 0, 0, 0, -1}), "--rate-trickle must be in [0, 1]");
+  EXPECT_NE(check_fault_rates({0.5, 0, 0, 0, 0, 0.3, 0.3}), "");
 }
 
 TEST(Faults, DrawsFollowTheRatesAndTheSeed) {
-  const FaultRates rates{0.1, 0.05, 0.05, 0.02, 0.03};
+  const FaultRates rates{0.1, 0.05, 0.05, 0.02, 0.03, 0.04, 0.01};
   std::map<Fault, int> count;
   const int draws = 100000;
   for (int i = 1; i <= draws; ++i) ++count[draw_fault(rates, 1, i)];
@@ -177,7 +180,9 @@ TEST(Faults, DrawsFollowTheRatesAndTheSeed) {
   EXPECT_NEAR(count[Fault::slow] / double(draws), 0.05, 0.005);
   EXPECT_NEAR(count[Fault::malformed] / double(draws), 0.02, 0.005);
   EXPECT_NEAR(count[Fault::reset] / double(draws), 0.03, 0.005);
-  EXPECT_NEAR(count[Fault::none] / double(draws), 0.75, 0.01);
+  EXPECT_NEAR(count[Fault::half_sent] / double(draws), 0.04, 0.005);
+  EXPECT_NEAR(count[Fault::trickle] / double(draws), 0.01, 0.003);
+  EXPECT_NEAR(count[Fault::none] / double(draws), 0.70, 0.01);
 
   int differ = 0;
   for (int i = 1; i <= 1000; ++i) {
@@ -187,8 +192,37 @@ TEST(Faults, DrawsFollowTheRatesAndTheSeed) {
   EXPECT_GT(differ, 100);
   for (int i = 1; i <= 1000; ++i) {
     EXPECT_EQ(draw_fault({}, 1, i), Fault::none);
-    EXPECT_EQ(draw_fault({0, 0, 0, 0, 1}, 1, i), Fault::reset);
+    EXPECT_EQ(draw_fault({0, 0, 0, 0, 1, 0, 0}, 1, i), Fault::reset);
+    EXPECT_EQ(draw_fault({0, 0, 0, 0, 0, 1, 0}, 1, i), Fault::half_sent);
+    EXPECT_EQ(draw_fault({0, 0, 0, 0, 0, 0, 1}, 1, i), Fault::trickle);
   }
+}
+
+// Adding the half-sent and trickle bands after the others leaves every
+// earlier kind's draws where they were: a seed replays the same storm.
+TEST(Faults, NewKindsTakeOnlyTheRateLeftOver) {
+  const FaultRates before{0.1, 0.05, 0.05, 0.02, 0.03, 0, 0};
+  const FaultRates after{0.1, 0.05, 0.05, 0.02, 0.03, 0.05, 0.05};
+  for (int i = 1; i <= 10000; ++i) {
+    const Fault old_kind = draw_fault(before, 3, i);
+    const Fault new_kind = draw_fault(after, 3, i);
+    if (old_kind != Fault::none) {
+      EXPECT_EQ(new_kind, old_kind) << i;
+    } else {
+      EXPECT_TRUE(new_kind == Fault::none || new_kind == Fault::half_sent || new_kind == Fault::trickle) << i;
+    }
+  }
+}
+
+TEST(Faults, TrickleIsManyShortPausesThatAddUpToTheTotal) {
+  const Trickle plan = trickle(400, 3000);  // 50 pieces of 8 bytes
+  EXPECT_EQ(plan.piece_bytes, 8u);
+  EXPECT_EQ(plan.pause_ms, 60);
+  EXPECT_EQ(trickle(401, 3000).pause_ms, 59);  // 51 pieces: ceil(3000 / 51)
+  EXPECT_GE(51 * 59, 3000);
+  EXPECT_EQ(trickle(8, 500).pause_ms, 500);  // one piece: the whole wait before it
+  EXPECT_EQ(trickle(0, 500).pause_ms, 500);
+  EXPECT_EQ(trickle(400, 0).pause_ms, 0);
 }
 
 TEST(Hash, CanonicalFormIsSortedCompactJson) {
@@ -368,6 +402,17 @@ TEST(Bodies, MalformedDoesNotParse) {
   EXPECT_TRUE(json::parse(cut, nullptr, false).is_discarded());
 }
 
+TEST(Bodies, HalfSentSendsPartOfTheBody) {
+  EXPECT_EQ(half_sent_bytes(2), 1u);
+  EXPECT_EQ(half_sent_bytes(3), 1u);
+  EXPECT_EQ(half_sent_bytes(400), 200u);
+  const std::string body = completion_body(request(), answer_for(request().messages, 0), 1, 0);
+  const std::size_t sent = half_sent_bytes(body.size());
+  EXPECT_GT(sent, 0u);
+  EXPECT_LT(sent, body.size());
+  EXPECT_TRUE(json::parse(body.substr(0, sent), nullptr, false).is_discarded());
+}
+
 TEST(Bodies, ErrorModelsAndLogLine) {
   const json error = json::parse(error_body("bad", "invalid_request_error", std::nullopt, std::nullopt));
   EXPECT_EQ(error, json::parse(R"({"error":{"message":"bad","type":"invalid_request_error","param":null,
@@ -394,6 +439,8 @@ TEST(Bodies, ErrorModelsAndLogLine) {
   EXPECT_EQ(fault_name(Fault::rate_limit), "429");
   EXPECT_EQ(fault_name(Fault::server_error), "500");
   EXPECT_EQ(fault_name(Fault::reset), "reset");
+  EXPECT_EQ(fault_name(Fault::half_sent), "half_sent");
+  EXPECT_EQ(fault_name(Fault::trickle), "trickle");
 }
 
 std::string batch_input(int lines) {

@@ -1,7 +1,8 @@
 // distill-teacher: the HTTP side of the local OpenAI-compatible teacher used by
 // the demo pipeline, the integration tests and the benchmarks. Command line,
-// routes, auth, injected faults (including a reset connection), the request
-// log and graceful shutdown; every decision is made in teacher_logic and,
+// routes, auth, injected faults (including a reset connection, a body cut off
+// after its headers announced all of it, and a body trickled slower than any
+// request timeout), the request log and graceful shutdown; every decision is made in teacher_logic and,
 // for /v1/files and /v1/batches, in batch_store.
 //
 // Responses name the model the request asked for (any name is accepted);
@@ -56,6 +57,7 @@ struct Options {
   int keep_alive_max = 100;
   int latency_ms = 0;
   int slow_ms = 3000;
+  int trickle_ms = 3000;
   std::optional<int> retry_after_ms;
   teacher::FaultRates rates;
   double noise = 0;
@@ -342,13 +344,48 @@ class Teacher {
         return;
       case teacher::Fault::slow: sleep_ms(options_.slow_ms); break;
       case teacher::Fault::none:
-      case teacher::Fault::malformed: break;
+      case teacher::Fault::malformed:
+      case teacher::Fault::half_sent:
+      case teacher::Fault::trickle: break;
     }
 
     const teacher::Answer answer = teacher::answer(request.messages, hash, options_.noise);
     entry.noise = answer.noise;
-    const std::string body = teacher::completion_body(request, answer, hash, std::time(nullptr));
-    json(res, 200, entry.fault == teacher::Fault::malformed ? teacher::malformed_body(body) : body);
+    std::string body = teacher::completion_body(request, answer, hash, std::time(nullptr));
+    res.status = 200;
+    if (entry.fault == teacher::Fault::half_sent) {
+      half_sent(res, std::move(body));
+    } else if (entry.fault == teacher::Fault::trickle) {
+      trickled(res, std::move(body));
+    } else {
+      json(res, 200, entry.fault == teacher::Fault::malformed ? teacher::malformed_body(body) : body);
+    }
+  }
+
+  // A 200 whose Content-Length announces the whole body, then only its first
+  // half and a closed connection (the provider's false makes httplib close it).
+  static void half_sent(httplib::Response& res, std::string body) {
+    const std::size_t length = body.size();
+    res.set_content_provider(
+        length, "application/json",
+        [body = std::move(body)](std::size_t offset, std::size_t, httplib::DataSink& sink) {
+          const std::size_t sent = teacher::half_sent_bytes(body.size());
+          if (offset < sent) sink.write(body.data() + offset, sent - offset);
+          return false;
+        });
+  }
+
+  // A 200 whose body comes a few bytes at a time, each piece after a short
+  // pause, the whole over --trickle-ms; it stops once the client has gone.
+  void trickled(httplib::Response& res, std::string body) const {
+    const std::size_t length = body.size();
+    const teacher::Trickle plan = teacher::trickle(length, options_.trickle_ms);
+    res.set_content_provider(
+        length, "application/json",
+        [body = std::move(body), plan](std::size_t offset, std::size_t left, httplib::DataSink& sink) {
+          sleep_ms(plan.pause_ms);
+          return sink.write(body.data() + offset, std::min(plan.piece_bytes, left));
+        });
   }
 
   // /v1/files (upload, content) and /v1/batches (create, retrieve, list,
@@ -362,7 +399,7 @@ class Teacher {
     const auto route = [this](std::string api, auto handler) {
       return [this, api, handler](const httplib::Request& req, httplib::Response& res) {
         if (!authorized(req, res)) return;
-        const teacher::FaultRates rates{options_.rates.rate_429, options_.rates.rate_500, 0, 0, 0};
+        const teacher::FaultRates rates{options_.rates.rate_429, options_.rates.rate_500, 0, 0, 0, 0, 0};
         const teacher::Fault fault = teacher::draw_fault(rates, options_.seed, next_sequence());
         const auto log_fault = [this, &api](int status) {
           teacher::LogEntry entry;
@@ -468,6 +505,8 @@ int main(int argc, char** argv) {
   integer("--latency-ms", options.latency_ms, 0, 3600000,
           "Added latency per chat-completions request and per Files or Batch API call");
   integer("--slow-ms", options.slow_ms, 0, 3600000, "Extra delay of a 'slow' fault");
+  integer("--trickle-ms", options.trickle_ms, 0, 3600000,
+          "Time a 'trickle' fault takes to send its body, 8 bytes at a time with equal short pauses");
   app.add_option("--retry-after-ms", options.retry_after_ms,
                  "On 429 also send 'retry-after-ms: N' (Retry-After becomes ceil(N/1000) s); default Retry-After: 1")
       ->check(CLI::Range(0, 3600000));
@@ -478,6 +517,10 @@ int main(int argc, char** argv) {
   rate("--rate-slow", options.rates.slow, "Share of requests delayed by --slow-ms, then answered");
   rate("--rate-malformed", options.rates.malformed, "Share of requests answered 200 with a cut-off JSON body");
   rate("--rate-reset", options.rates.reset, "Share of requests whose connection is reset without a response");
+  rate("--rate-half-sent", options.rates.half_sent,
+       "Share of requests answered 200 with the whole body's Content-Length, closed after half of the body");
+  rate("--rate-trickle", options.rates.trickle,
+       "Share of requests answered 200 with the body trickled over --trickle-ms");
   rate("--noise", options.noise, "Share of prompts with a noisy answer (decided by the prompt's hash)");
   integer("--batch-delay-ms", options.batch.delay_ms, 0, 86400000,
           "Time from a batch's creation to its completion (validating for the first tenth)");
@@ -540,8 +583,8 @@ int main(int argc, char** argv) {
       sigwait(&stop_signals, &signal_number);
       stopping = true;
       server.stop();
-      // Requests already being answered finish (a slow fault included); then idle connections close.
-      const int longest_ms = options.latency_ms + options.slow_ms + 2000;
+      // Requests already being answered finish (a slow or trickled fault included); then idle connections close.
+      const int longest_ms = options.latency_ms + std::max(options.slow_ms, options.trickle_ms) + 2000;
       teacher.wait_for_answers(std::chrono::steady_clock::now() + std::chrono::milliseconds(longest_ms));
       end_idle_connections();
     });
