@@ -26,6 +26,8 @@ const TorchBackend& backend() {
   return *loaded;
 }
 
+// Not tiny_model's shape: that library links SentencePiece, whose bundled
+// protobuf must stay out of a process that loads libtorch (student.h).
 ModelShape shape() {
   ModelShape s;
   s.vocab_size = 64;
