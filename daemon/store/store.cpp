@@ -186,7 +186,7 @@ void check(const rocksdb::Status& status, std::string_view what) {
   if (!status.ok()) throw StoreError(std::string(what) + ": " + status.ToString());
 }
 
-std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode, Layout layout) {
+std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode, Layout layout, rocksdb::Env* env) {
   std::error_code ec;
   if (mode == Mode::ReadOnly && !std::filesystem::exists(dir / "CURRENT", ec) && !lost_current(dir))
     throw StoreError("there is no state database in " + dir.string() + " (the pipeline has not run yet)");
@@ -201,11 +201,11 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& dir, Mode mode, 
     store->reserve_bytes_ = std::min<std::uint64_t>(kReserveBytes, disk.f_blocks * disk.f_frsize / 16);
     store->check_free_space(0);
   }
-  store->open_database(mode, layout);
+  store->open_database(mode, layout, env);
   return store;
 }
 
-void Store::open_database(Mode mode, Layout layout) {
+void Store::open_database(Mode mode, Layout layout, rocksdb::Env* env) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, family_options(rocksdb::kDefaultColumnFamilyName));
   const std::vector<Family> families = families_of(layout);
@@ -216,6 +216,7 @@ void Store::open_database(Mode mode, Layout layout) {
 
   rocksdb::DBOptions options = db_options();
   options.info_log = std::make_shared<InfoLog>();
+  if (env) options.env = env;
   if (!std::filesystem::exists(dir_ / "CURRENT")) {
     if (lost_current(dir_)) throw_damaged(dir_, "its CURRENT file is missing");
   } else if (mode == Mode::ReadWrite) {
@@ -268,7 +269,7 @@ std::optional<std::string> Store::get(Family family, std::string_view key) const
   std::string value;
   rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), this->family(family), key, &value);
   if (status.IsNotFound()) return std::nullopt;
-  check(status, "reading the state database");
+  check(status, "cannot read the state database in " + dir_.string());
   return value;
 }
 
@@ -344,7 +345,7 @@ void Store::scan(Family family, std::string_view prefix,
     if (it->key() == kCommitKey) continue;
     if (!visit(it->key().ToStringView(), it->value().ToStringView())) break;
   }
-  check(it->status(), "scanning the state database");
+  check(it->status(), "cannot read the state database in " + dir_.string());
 }
 
 }  // namespace distill::store

@@ -38,6 +38,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class Env;
 class Status;
 class WriteBatch;
 }  // namespace rocksdb
@@ -90,8 +91,11 @@ class Store {
   // as of opening). Throws StoreError naming the folder and RocksDB's
   // reason (e.g. locked by another process). ReadWrite runs the integrity
   // check first (StoreDamaged) and needs the reserve free (StoreError).
+  // `env` replaces RocksDB's default one for every file RocksDB touches,
+  // integrity check included (tests inject I/O faults with it); it must
+  // outlive the store.
   static std::unique_ptr<Store> open(const std::filesystem::path& dir, Mode mode = Mode::ReadWrite,
-                                     Layout layout = Layout::Pipeline);
+                                     Layout layout = Layout::Pipeline, rocksdb::Env* env = nullptr);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -111,7 +115,7 @@ class Store {
 
  private:
   Store() = default;
-  void open_database(Mode mode, Layout layout);
+  void open_database(Mode mode, Layout layout, rocksdb::Env* env);
   // Writes `batch` unless the store failed before or the disk is too full.
   void apply(rocksdb::WriteBatch& batch, bool sync);
   void check_free_space(std::uint64_t bytes) const;
