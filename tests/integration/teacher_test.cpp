@@ -103,16 +103,18 @@ TEST_F(TeacherTest, EveryPromptIsAnsweredUnderThirtyPercentFaults) {
 }
 
 // The fault storm: 30% of requests fail in every way the local teacher can
-// fail them (429 with Retry-After, 500, connection resets, cut-off bodies,
-// answers slower than the timeout), under a rate limit and with only two
-// retries, so some prompts become dead letters. Every prompt ends answered
+// fail them (429 with Retry-After, 500, connection resets, cut-off JSON,
+// bodies cut off below their Content-Length, answers slower than the
+// timeout, bodies trickled in short pauses past the timeout), under a rate
+// limit and with only two retries, so some prompts become dead letters. Every prompt ends answered
 // or counted as a dead letter, the limit holds throughout, and the next
 // run asks again for the dead letters and nothing else.
 TEST_F(TeacherTest, AFaultStormEndsWithEveryPromptAnsweredOrADeadLetterAskedAgainNextRun) {
   write_prompts(300);
-  TeacherServer server(dir_.path(), {"--threads", "64", "--rate-429", "0.08", "--retry-after-ms", "30", "--rate-500",
-                                     "0.08", "--rate-reset", "0.05", "--rate-malformed", "0.05", "--rate-slow", "0.04",
-                                     "--slow-ms", "1500", "--seed", "11"});
+  TeacherServer server(dir_.path(), {"--threads", "64", "--rate-429", "0.07", "--retry-after-ms", "30", "--rate-500",
+                                     "0.07", "--rate-reset", "0.04", "--rate-malformed", "0.04", "--rate-slow", "0.03",
+                                     "--slow-ms", "1500", "--rate-half-sent", "0.03", "--rate-trickle", "0.02",
+                                     "--trickle-ms", "3000", "--seed", "11"});
   const std::string file =
       pipeline("storm", server,
                "concurrency: 32, timeout_s: 1, limits: {requests_per_minute: 6000}, retries: {max: 2, base_ms: 5, max_ms: 20}");
@@ -125,7 +127,16 @@ TEST_F(TeacherTest, AFaultStormEndsWithEveryPromptAnsweredOrADeadLetterAskedAgai
     dead_letters += std::max(0L, summary_count(first.output, std::string("dropped ") + reason));
   EXPECT_GT(dead_letters, 0) << "too few faults for the storm to mean anything\n" << first.output;
   EXPECT_EQ(answered + dead_letters, 300) << first.output;
-  EXPECT_EQ(records("storm").size(), static_cast<std::size_t>(answered));
+  // Each kept answer is the right one: no cut-off or trickled body was taken for an answer.
+  const std::vector<json> kept = records("storm");
+  EXPECT_EQ(kept.size(), static_cast<std::size_t>(answered));
+  for (const json& record : kept) {
+    std::string prompt;
+    for (const json& message : record["messages"])
+      if (message["role"] == "user") prompt = message["content"];
+    EXPECT_EQ(record["messages"].back()["content"], spelled(std::stoi(prompt.substr(prompt.find(' ') + 1))))
+        << prompt;
+  }
 
   // The server logs a slow answer when it sends it, after the client gave up.
   std::this_thread::sleep_for(std::chrono::milliseconds(2000));
@@ -133,6 +144,7 @@ TEST_F(TeacherTest, AFaultStormEndsWithEveryPromptAnsweredOrADeadLetterAskedAgai
   std::size_t faults = 0;
   std::set<std::string> faults_seen;
   std::set<std::string> answered_prompts;
+  std::size_t clean_answers = 0;
   for (const json& r : storm) {
     const std::string fault = r.value("fault", "none");
     if (fault != "none") {
@@ -140,10 +152,15 @@ TEST_F(TeacherTest, AFaultStormEndsWithEveryPromptAnsweredOrADeadLetterAskedAgai
       faults_seen.insert(fault);
     } else if (r.value("status", 0) == 200) {
       answered_prompts.insert(r.value("prompt_sha", ""));
+      ++clean_answers;
     }
   }
+  // One clean answer per answered prompt: none was asked again after it was answered.
+  EXPECT_EQ(clean_answers, answered_prompts.size());
+  EXPECT_EQ(clean_answers, static_cast<std::size_t>(answered));
   EXPECT_GT(static_cast<double>(faults) / static_cast<double>(storm.size()), 0.2);
-  EXPECT_EQ(faults_seen, (std::set<std::string>{"429", "500", "malformed", "reset", "slow"}));
+  EXPECT_EQ(faults_seen,
+            (std::set<std::string>{"429", "500", "malformed", "reset", "slow", "half_sent", "trickle"}));
   // 100 requests/s with a one-second burst of 100: no second holds more than 200.
   for (std::size_t i = 0, j = 0; i < storm.size(); ++i) {
     while (storm[i]["t_ms"].get<double>() - storm[j]["t_ms"].get<double>() > 1000) ++j;

@@ -57,11 +57,14 @@ class TeacherServer {
   }
 
   // Requests that a paying client would have been charged for: complete,
-  // well-formed answers, online or as Batch API lines (not Files or Batch API calls).
+  // well-formed answers, online or as Batch API lines (not Files or Batch API
+  // calls, nor 200s whose JSON or body was cut off).
   std::size_t paid_calls() const {
     std::size_t paid = 0;
-    for (const auto& r : requests())
-      if (!r.contains("api") && r.value("status", 0) == 200 && r.value("fault", "none") != "malformed") ++paid;
+    for (const auto& r : requests()) {
+      const std::string fault = r.value("fault", "none");
+      if (!r.contains("api") && r.value("status", 0) == 200 && fault != "malformed" && fault != "half_sent") ++paid;
+    }
     return paid;
   }
 
