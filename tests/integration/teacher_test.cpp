@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -122,9 +123,14 @@ TEST_F(TeacherTest, AFaultStormEndsWithEveryPromptAnsweredOrADeadLetterAskedAgai
   ASSERT_EQ(first.exit_code, 0) << first.output;
   const long answered = summary_count(first.output, "teacher_answers");
   long dead_letters = 0;
+  std::string dead_by_reason;
   for (const char* reason : {"teacher_http_429", "teacher_http_500", "teacher_connection", "teacher_bad_response",
-                             "teacher_timeout"})
-    dead_letters += std::max(0L, summary_count(first.output, std::string("dropped ") + reason));
+                             "teacher_timeout"}) {
+    const long count = summary_count(first.output, std::string("dropped ") + reason);
+    if (count <= 0) continue;
+    dead_letters += count;
+    dead_by_reason += (dead_by_reason.empty() ? "" : ", ") + std::string(reason) + " " + std::to_string(count);
+  }
   EXPECT_GT(dead_letters, 0) << "too few faults for the storm to mean anything\n" << first.output;
   EXPECT_EQ(answered + dead_letters, 300) << first.output;
   // Each kept answer is the right one: no cut-off or trickled body was taken for an answer.
@@ -142,14 +148,14 @@ TEST_F(TeacherTest, AFaultStormEndsWithEveryPromptAnsweredOrADeadLetterAskedAgai
   std::this_thread::sleep_for(std::chrono::milliseconds(2000));
   const std::vector<json> storm = server.requests();
   std::size_t faults = 0;
-  std::set<std::string> faults_seen;
+  std::map<std::string, std::size_t> faults_by_kind;
   std::set<std::string> answered_prompts;
   std::size_t clean_answers = 0;
   for (const json& r : storm) {
     const std::string fault = r.value("fault", "none");
     if (fault != "none") {
       ++faults;
-      faults_seen.insert(fault);
+      ++faults_by_kind[fault];
     } else if (r.value("status", 0) == 200) {
       answered_prompts.insert(r.value("prompt_sha", ""));
       ++clean_answers;
@@ -159,6 +165,12 @@ TEST_F(TeacherTest, AFaultStormEndsWithEveryPromptAnsweredOrADeadLetterAskedAgai
   EXPECT_EQ(clean_answers, answered_prompts.size());
   EXPECT_EQ(clean_answers, static_cast<std::size_t>(answered));
   EXPECT_GT(static_cast<double>(faults) / static_cast<double>(storm.size()), 0.2);
+  std::set<std::string> faults_seen;
+  std::string by_kind;
+  for (const auto& [kind, count] : faults_by_kind) {
+    faults_seen.insert(kind);
+    by_kind += (by_kind.empty() ? "" : ", ") + kind + " " + std::to_string(count);
+  }
   EXPECT_EQ(faults_seen,
             (std::set<std::string>{"429", "500", "malformed", "reset", "slow", "half_sent", "trickle"}));
   // 100 requests/s with a one-second burst of 100: no second holds more than 200.
@@ -175,10 +187,10 @@ TEST_F(TeacherTest, AFaultStormEndsWithEveryPromptAnsweredOrADeadLetterAskedAgai
   EXPECT_EQ(asked_again.size(), static_cast<std::size_t>(dead_letters)) << "the next run asks again for the dead letters";
   for (const std::string& prompt : asked_again)
     EXPECT_FALSE(answered_prompts.count(prompt)) << "a prompt answered in the storm was asked again";
-  std::printf("fault storm: %zu requests, %zu faults (%.0f%%), %ld answered, %ld dead letters; the next run asked "
-              "for %zu prompts\n",
-              storm.size(), faults, 100.0 * static_cast<double>(faults) / static_cast<double>(storm.size()), answered,
-              dead_letters, asked_again.size());
+  std::printf("fault storm: %zu requests, %zu faults (%.0f%%: %s), %ld answered, %ld dead letters (%s); the next "
+              "run asked for %zu prompts\n",
+              storm.size(), faults, 100.0 * static_cast<double>(faults) / static_cast<double>(storm.size()),
+              by_kind.c_str(), answered, dead_letters, dead_by_reason.c_str(), asked_again.size());
 }
 
 TEST_F(TeacherTest, ARequestThatNeverSucceedsIsADeadLetterAskedAgainNextRun) {
