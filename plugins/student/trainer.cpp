@@ -251,13 +251,13 @@ StepGradients step_gradients(const Llama& model, const TrainSettings& s, const s
   results.push_back(run(parts[0]));
   for (auto& other : others) results.push_back(other.get());
   out.grads = std::move(results[0].grads);
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    if (i > 0)
-      for (std::size_t p = 0; p < out.grads.size(); ++p)
-        if (results[i].grads[p].defined())
-          out.grads[p] = out.grads[p].defined() ? out.grads[p].add_(results[i].grads[p]) : results[i].grads[p];
-    out.ce += results[i].ce_sum;
-    out.kd += results[i].kd_sum;
+  for (std::size_t i = 1; i < results.size(); ++i)
+    for (std::size_t p = 0; p < out.grads.size(); ++p)
+      if (results[i].grads[p].defined())
+        out.grads[p] = out.grads[p].defined() ? out.grads[p].add_(results[i].grads[p]) : results[i].grads[p];
+  for (const ShardResult& r : results) {
+    out.ce += r.ce_sum;
+    out.kd += r.kd_sum;
   }
   out.ce /= static_cast<double>(std::max<std::int64_t>(1, targets));
   if (out.has_kd) out.kd /= static_cast<double>(soft);
