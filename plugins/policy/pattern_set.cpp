@@ -18,11 +18,17 @@ PatternSet::PatternSet(PatternSet&&) noexcept = default;
 PatternSet& PatternSet::operator=(PatternSet&&) noexcept = default;
 
 std::size_t PatternSet::add(const std::string& pattern) {
-  auto alone = std::make_unique<RE2>(pattern, regex_options());
+  auto alone = std::make_unique<const RE2>(pattern, regex_options());
   if (!alone->ok()) throw std::invalid_argument(alone->error());
+  const std::size_t index = add(*alone);
+  owned_.push_back(std::move(alone));
+  return index;
+}
+
+std::size_t PatternSet::add(const RE2& compiled) {
   std::string error;
-  if (set_->Add(pattern, &error) < 0) throw std::invalid_argument(error);
-  alone_.push_back(std::move(alone));
+  if (set_->Add(compiled.pattern(), &error) < 0) throw std::invalid_argument(error);
+  alone_.push_back(&compiled);
   return alone_.size() - 1;
 }
 

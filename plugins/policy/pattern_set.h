@@ -1,7 +1,8 @@
 // Many RE2 patterns matched against one text in a single pass (an
 // RE2::Set), so the policy reads each text once however many pattern,
-// refusal and PII rules look at it. Each pattern is also compiled on its
-// own, for when the set's DFA runs out of memory on a pathological text.
+// refusal and PII rules look at it. Each pattern is also kept compiled on
+// its own, for when the set's DFA runs out of memory on a pathological text:
+// compiled here, or one the caller already holds (the PII detectors').
 #pragma once
 
 #include <re2/re2.h>
@@ -28,6 +29,8 @@ class PatternSet {
   // Adds a pattern and returns its index; throws std::invalid_argument
   // with RE2's message when it does not compile.
   std::size_t add(const std::string& pattern);
+  // Adds an already compiled pattern, which must outlive the set.
+  std::size_t add(const RE2& compiled);
   // After the last add(); throws std::runtime_error if RE2 runs out of memory.
   void compile();
 
@@ -37,7 +40,8 @@ class PatternSet {
 
  private:
   std::unique_ptr<RE2::Set> set_;
-  std::vector<std::unique_ptr<RE2>> alone_;
+  std::vector<const RE2*> alone_;
+  std::vector<std::unique_ptr<const RE2>> owned_;
 };
 
 }  // namespace distill::policy

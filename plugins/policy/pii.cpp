@@ -141,10 +141,9 @@ std::string_view pii_placeholder(PiiKind kind) {
   return "[?]";
 }
 
-PiiDetector::PiiDetector(PiiKind kind, std::string pattern, Check check)
+PiiDetector::PiiDetector(PiiKind kind, const std::string& pattern, Check check)
     : kind_(kind),
-      pattern_(std::move(pattern)),
-      regex_(std::make_unique<const RE2>(pattern_, regex_options())),
+      regex_(std::make_unique<const RE2>(pattern, regex_options())),
       check_(check) {
   if (!regex_->ok()) throw std::logic_error("PII pattern does not compile: " + regex_->error());
 }

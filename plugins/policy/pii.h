@@ -34,16 +34,15 @@ struct PiiSpan {
 class PiiDetector {
  public:
   using Check = bool (*)(std::string_view text, std::size_t begin, std::size_t end);
-  PiiDetector(PiiKind kind, std::string pattern, Check check);
+  PiiDetector(PiiKind kind, const std::string& pattern, Check check);
 
   PiiKind kind() const { return kind_; }
-  const std::string& pattern() const { return pattern_; }
+  const RE2& regex() const { return *regex_; }
   // Appends every accepted occurrence in `text`, left to right.
   void find(std::string_view text, std::vector<PiiSpan>& out) const;
 
  private:
   PiiKind kind_;
-  std::string pattern_;
   std::unique_ptr<const RE2> regex_;
   Check check_;
 };

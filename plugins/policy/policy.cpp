@@ -473,7 +473,7 @@ void Policy::Impl::add_pii(const Params& block) {
       if (detector.kind() != kind) continue;
       for (Field field : kFields)
         if (fields[index_of(field)])
-          pii_slots[index_of(field)].push_back({sets[index_of(field)].add(detector.pattern()), &detector});
+          pii_slots[index_of(field)].push_back({sets[index_of(field)].add(detector.regex()), &detector});
     }
     if (action == "drop")
       add_rule("pii_" + std::string(pii_name(kind)), [kind](Evaluation& e) { return e.pii_found(kind); });
