@@ -1,15 +1,16 @@
 // The training loop: batches in a seeded order per epoch, cross-entropy on
 // response tokens (sequence-level KD) mixed with a forward KL on the
-// teacher's top-k where it covers a position (token-level KD), AdamW with
-// warmup and a cosine decay, gradient clipping, periodic evaluation, and
-// checkpoints (weights, optimiser, step) from which a resumed run reaches
-// the same weights as an uninterrupted one.
+// teacher's top-k where it covers a position (token-level KD), AdamW
+// (adamw.h) with warmup and a cosine decay, gradient clipping, periodic
+// evaluation, and checkpoints (weights, optimiser, step) from which a
+// resumed run reaches the same weights as an uninterrupted one.
 #include <chrono>
 #include <cmath>
 #include <future>
 #include <random>
 #include <sstream>
 
+#include "adamw.h"
 #include "atomic_file.h"
 #include "model.h"
 
@@ -144,52 +145,80 @@ EvalResult evaluate(const Llama& model, const TrainSettings& s, const std::vecto
   return result;
 }
 
-torch::optim::AdamW make_optimizer(const Llama& model, const TrainSettings& s) {
-  std::vector<torch::Tensor> decay, no_decay;
-  for (std::size_t i = 0; i < model.parameters().size(); ++i)
-    (model.decays(i) ? decay : no_decay).push_back(model.parameters()[i]);
-  auto options = [&](double weight_decay) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(s.lr).betas({0.9, 0.95}).eps(1e-8).weight_decay(weight_decay));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, options(s.weight_decay));
-  groups.emplace_back(no_decay, options(0.0));
-  return torch::optim::AdamW(groups, torch::optim::AdamWOptions(s.lr));
-}
+// AdamW's state: the two moments of every parameter and the number of
+// updates made; the arithmetic is adamw.h's.
+struct Optimizer {
+  std::vector<torch::Tensor> m, v;
+  std::int64_t updates = 0;
 
-void save_checkpoint(const std::filesystem::path& file, const Llama& model, torch::optim::AdamW& optimizer,
+  explicit Optimizer(const Llama& model) {
+    for (const torch::Tensor& p : model.parameters()) {
+      m.push_back(torch::zeros_like(p));
+      v.push_back(torch::zeros_like(p));
+    }
+  }
+
+  // One update from the batch's gradients (undefined for a parameter the
+  // loss did not reach, which is left alone), clipped to the settings'
+  // norm: the gradients' sum of squares is given by the caller.
+  void step(const Llama& model, const std::vector<torch::Tensor>& grads, double sum_squares, double lr,
+            const TrainSettings& s) {
+    ++updates;
+    AdamWStep update;
+    update.lr = lr;
+    update.step = updates;
+    update.grad_scale = clip_scale(sum_squares, s.grad_clip);
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      if (!grads[i].defined()) continue;
+      update.weight_decay = model.decays(i) ? s.weight_decay : 0.0;
+      const torch::Tensor& p = model.parameters()[i];
+      adamw_update(p.data_ptr<float>(), grads[i].data_ptr<float>(), m[i].data_ptr<float>(), v[i].data_ptr<float>(),
+                   static_cast<std::size_t>(p.numel()), update);
+    }
+  }
+};
+
+void save_checkpoint(const std::filesystem::path& file, const Llama& model, const Optimizer& optimizer,
                      std::int64_t step) {
   torch::serialize::OutputArchive archive;
   archive.write("step", torch::tensor(step, torch::kLong));
-  for (std::size_t i = 0; i < model.parameters().size(); ++i)
+  archive.write("adamw_updates", torch::tensor(optimizer.updates, torch::kLong));
+  for (std::size_t i = 0; i < model.parameters().size(); ++i) {
     archive.write("param_" + std::to_string(i), model.parameters()[i]);
-  torch::serialize::OutputArchive optimizer_archive;
-  optimizer.save(optimizer_archive);
-  archive.write("optimizer", optimizer_archive);
+    archive.write("adamw_m_" + std::to_string(i), optimizer.m[i]);
+    archive.write("adamw_v_" + std::to_string(i), optimizer.v[i]);
+  }
   std::ostringstream bytes;
   archive.save_to(bytes);
   write_file_atomically(file, bytes.str());
 }
 
-std::int64_t load_checkpoint(const std::filesystem::path& file, const Llama& model, torch::optim::AdamW& optimizer) {
+std::int64_t load_checkpoint(const std::filesystem::path& file, const Llama& model, Optimizer& optimizer) {
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(file.string());
-    torch::Tensor step;
+    torch::Tensor step, updates;
     archive.read("step", step);
+    archive.read("adamw_updates", updates);
     torch::NoGradGuard no_grad;
-    for (std::size_t i = 0; i < model.parameters().size(); ++i) {
+    auto restore = [&archive](const std::string& key, const torch::Tensor& into) {
       torch::Tensor saved;
-      archive.read("param_" + std::to_string(i), saved);
-      model.parameters()[i].copy_(saved);
+      archive.read(key, saved);
+      if (!saved.sizes().equals(into.sizes())) throw std::runtime_error(key + " has another shape than the model's");
+      into.copy_(saved);
+    };
+    for (std::size_t i = 0; i < model.parameters().size(); ++i) {
+      restore("param_" + std::to_string(i), model.parameters()[i]);
+      restore("adamw_m_" + std::to_string(i), optimizer.m[i]);
+      restore("adamw_v_" + std::to_string(i), optimizer.v[i]);
     }
-    torch::serialize::InputArchive optimizer_archive;
-    archive.read("optimizer", optimizer_archive);
-    optimizer.load(optimizer_archive);
+    optimizer.updates = updates.item<std::int64_t>();
     return step.item<std::int64_t>();
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot read the training checkpoint " + file.string() + ": " + e.what_without_backtrace());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("cannot read the training checkpoint " + file.string() + ": " + e.what());
   }
 }
 
@@ -202,7 +231,8 @@ std::int64_t load_checkpoint(const std::filesystem::path& file, const Llama& mod
 // shards' gradients, added in shard order, are the batch's gradient.
 struct StepGradients {
   std::vector<torch::Tensor> grads;
-  double ce = 0, kd = 0;  // the batch's mean losses
+  double sum_squares = 0;  // of all the gradients, for clipping
+  double ce = 0, kd = 0;   // the batch's mean losses
   bool has_kd = false;
   std::int64_t input_tokens = 0;
 };
@@ -251,10 +281,23 @@ StepGradients step_gradients(const Llama& model, const TrainSettings& s, const s
   results.push_back(run(parts[0]));
   for (auto& other : others) results.push_back(other.get());
   out.grads = std::move(results[0].grads);
-  for (std::size_t i = 1; i < results.size(); ++i)
-    for (std::size_t p = 0; p < out.grads.size(); ++p)
-      if (results[i].grads[p].defined())
-        out.grads[p] = out.grads[p].defined() ? out.grads[p].add_(results[i].grads[p]) : results[i].grads[p];
+  for (std::size_t p = 0; p < out.grads.size(); ++p) {
+    std::vector<const float*> others;
+    for (std::size_t i = 1; i < results.size(); ++i) {
+      torch::Tensor& grad = results[i].grads[p];
+      if (!grad.defined()) continue;
+      if (!out.grads[p].defined()) {
+        out.grads[p] = std::move(grad);
+        continue;
+      }
+      grad = grad.contiguous();
+      others.push_back(grad.data_ptr<float>());
+    }
+    if (!out.grads[p].defined()) continue;
+    out.grads[p] = out.grads[p].contiguous();
+    out.sum_squares += add_and_sum_squares(out.grads[p].data_ptr<float>(), others.data(), others.size(),
+                                           static_cast<std::size_t>(out.grads[p].numel()));
+  }
   for (const ShardResult& r : results) {
     out.ce += r.ce_sum;
     out.kd += r.kd_sum;
@@ -277,7 +320,7 @@ TrainResult train(const ModelShape& shape, const TrainSettings& s, const std::ve
   const std::size_t shards = std::max(1u, s.threads);
   set_threads(1);
   Llama model(shape, s.seed);
-  torch::optim::AdamW optimizer = make_optimizer(model, s);
+  Optimizer optimizer(model);
   std::int64_t step = 0;
   if (!resume_from.empty()) {
     step = load_checkpoint(resume_from, model, optimizer);
@@ -306,12 +349,9 @@ TrainResult train(const ModelShape& shape, const TrainSettings& s, const std::ve
     for (std::size_t i = first; i < std::min(order.size(), first + batch_size); ++i) examples.push_back(&train_set[order[i]]);
 
     const double lr = learning_rate(s, step, total);
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    StepGradients gradients = step_gradients(model, s, examples, shards);
-    for (std::size_t i = 0; i < gradients.grads.size(); ++i) model.parameters()[i].mutable_grad() = std::move(gradients.grads[i]);
+    const StepGradients gradients = step_gradients(model, s, examples, shards);
     if (gradients.has_kd) hooks.gauge("train_kd", gradients.kd);
-    torch::nn::utils::clip_grad_norm_(model.parameters(), s.grad_clip);
-    optimizer.step();
+    optimizer.step(model, gradients.grads, gradients.sum_squares, lr, s);
     ++step;
 
     tokens += gradients.input_tokens;
