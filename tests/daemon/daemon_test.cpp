@@ -30,11 +30,6 @@ using namespace distill::testing;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
-}
-
 // A pipeline over ../corpus.jsonl whose test_stage sleeps `ms_per_batch`.
 std::string pipeline_yaml(const std::string& name, int ms_per_batch, const std::string& mode = "slow") {
   return "name: " + name +

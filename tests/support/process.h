@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,6 +17,12 @@
 extern char** environ;
 
 namespace distill::testing {
+
+// The environment variable `name` (set by meson for the test), or "".
+inline std::string env(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
 
 // Starts `argv` with stdout and stderr sent to `log`; returns its pid.
 inline pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {

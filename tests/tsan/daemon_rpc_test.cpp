@@ -29,11 +29,6 @@ using namespace distill::testing;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
-}
-
 std::string pipeline_yaml(const std::string& name, int ms_per_batch) {
   return "name: " + name +
          "\n"
