@@ -166,9 +166,10 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-// expanded_size() of a node `depth` levels down. Each level counts its own
-// value, so a cycle runs out of `limit` too, but only after `limit` stack
-// frames: kMaxNesting stops it first.
+// expanded_size() of a node `depth` levels down, keys included (a key can
+// be an alias too). Each level counts its own value, so a cycle runs out of
+// `limit` too, but only after `limit` stack frames: kMaxNesting stops it
+// first.
 std::size_t expanded_size_at(const YAML::Node& node, std::size_t limit, int depth) {
   if (depth > kMaxNesting) return limit + 1;
   std::size_t count = 1;
@@ -180,7 +181,8 @@ std::size_t expanded_size_at(const YAML::Node& node, std::size_t limit, int dept
   } else if (node.IsMap()) {
     for (const auto& pair : node) {
       if (count > limit) break;
-      count += 1 + expanded_size_at(pair.second, limit - count, depth + 1);
+      count += expanded_size_at(pair.first, limit - count, depth + 1);
+      if (count <= limit) count += expanded_size_at(pair.second, limit - count, depth + 1);
     }
   }
   return count;
@@ -204,8 +206,9 @@ Value to_value(const YAML::Node& node, std::optional<Mark> fixed_mark) {
       Value::Object object;
       for (const auto& pair : node) {
         // An empty value has no place of its own in the file: it stands where its key does.
-        Value value = pair.second.IsNull() ? Value(to_value(pair.first, fixed_mark).mark())
-                                           : to_value(pair.second, fixed_mark);
+        Value value = pair.second.IsNull()
+                          ? Value(fixed_mark ? *fixed_mark : Mark{pair.first.Mark().line + 1, pair.first.Mark().column + 1})
+                          : to_value(pair.second, fixed_mark);
         object.emplace_back(pair.first.Scalar(), std::move(value));
       }
       return Value(std::move(object), mark);

@@ -482,6 +482,19 @@ TEST_F(LoadPipeline, AnAnchorHoldingItselfIsRefused) {
       << result.diagnostics[0].message;
 }
 
+// The same cycle through a mapping's key (`? *b` in a sequence is a map
+// whose key is the alias): keys were neither counted nor bounded, and
+// reading the empty value's place from its key recursed forever (found by
+// the pipeline_yaml fuzzer without ASan).
+TEST_F(LoadPipeline, AnAnchorHoldingItselfAsAKeyIsRefused) {
+  for (const char* cycle : {"x: &b [? *b]\n", "x: &b {? *b : 1}\n", "x: &b {*b : }\n"}) {
+    const LoadResult result = load(std::string("name: a\n") + cycle + "source: {plugin: jsonl, path: x}\nsinks: []\n");
+    ASSERT_EQ(result.diagnostics.size(), 1u) << cycle;
+    EXPECT_NE(result.diagnostics[0].message.find("nests deeper than 256 levels"), std::string::npos)
+        << cycle << result.diagnostics[0].message;
+  }
+}
+
 TEST_F(LoadPipeline, MissingRequiredTopLevelKeys) {
   const LoadResult result = load("description: nothing else\n");
   EXPECT_EQ(messages(result.diagnostics),
