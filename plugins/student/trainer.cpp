@@ -145,11 +145,10 @@ EvalResult evaluate(const Llama& model, const TrainSettings& s, const std::vecto
   return result;
 }
 
-// AdamW's state: the two moments of every parameter and the number of
-// updates made; the arithmetic is adamw.h's.
+// AdamW's state: the two moments of every parameter (the update count is
+// the training step); the arithmetic is adamw.h's.
 struct Optimizer {
   std::vector<torch::Tensor> m, v;
-  std::int64_t updates = 0;
 
   explicit Optimizer(const Llama& model) {
     for (const torch::Tensor& p : model.parameters()) {
@@ -158,17 +157,16 @@ struct Optimizer {
     }
   }
 
-  // One update from the batch's gradients (undefined for a parameter the
-  // loss did not reach, which is left alone), clipped to the settings'
-  // norm: the gradients' sum of squares is given by the caller.
+  // Update number `count` (1 for the first) from the batch's gradients
+  // (undefined for a parameter the loss did not reach, which is left
+  // alone), clipped to the settings' norm: the gradients' sum of squares is
+  // given by the caller.
   void step(const Llama& model, const std::vector<torch::Tensor>& grads, double sum_squares, double lr,
-            const TrainSettings& s) {
-    ++updates;
+            std::int64_t count, const TrainSettings& s) {
     AdamWStep update;
     update.lr = lr;
-    update.step = updates;
+    update.step = count;
     update.grad_scale = clip_scale(sum_squares, s.grad_clip);
-    torch::NoGradGuard no_grad;
     for (std::size_t i = 0; i < grads.size(); ++i) {
       if (!grads[i].defined()) continue;
       update.weight_decay = model.decays(i) ? s.weight_decay : 0.0;
@@ -183,7 +181,6 @@ void save_checkpoint(const std::filesystem::path& file, const Llama& model, cons
                      std::int64_t step) {
   torch::serialize::OutputArchive archive;
   archive.write("step", torch::tensor(step, torch::kLong));
-  archive.write("adamw_updates", torch::tensor(optimizer.updates, torch::kLong));
   for (std::size_t i = 0; i < model.parameters().size(); ++i) {
     archive.write("param_" + std::to_string(i), model.parameters()[i]);
     archive.write("adamw_m_" + std::to_string(i), optimizer.m[i]);
@@ -198,9 +195,8 @@ std::int64_t load_checkpoint(const std::filesystem::path& file, const Llama& mod
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(file.string());
-    torch::Tensor step, updates;
+    torch::Tensor step;
     archive.read("step", step);
-    archive.read("adamw_updates", updates);
     torch::NoGradGuard no_grad;
     auto restore = [&archive](const std::string& key, const torch::Tensor& into) {
       torch::Tensor saved;
@@ -213,7 +209,6 @@ std::int64_t load_checkpoint(const std::filesystem::path& file, const Llama& mod
       restore("adamw_m_" + std::to_string(i), optimizer.m[i]);
       restore("adamw_v_" + std::to_string(i), optimizer.v[i]);
     }
-    optimizer.updates = updates.item<std::int64_t>();
     return step.item<std::int64_t>();
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot read the training checkpoint " + file.string() + ": " + e.what_without_backtrace());
@@ -351,7 +346,7 @@ TrainResult train(const ModelShape& shape, const TrainSettings& s, const std::ve
     const double lr = learning_rate(s, step, total);
     const StepGradients gradients = step_gradients(model, s, examples, shards);
     if (gradients.has_kd) hooks.gauge("train_kd", gradients.kd);
-    optimizer.step(model, gradients.grads, gradients.sum_squares, lr, s);
+    optimizer.step(model, gradients.grads, gradients.sum_squares, lr, step + 1, s);
     ++step;
 
     tokens += gradients.input_tokens;
