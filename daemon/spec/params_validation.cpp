@@ -193,7 +193,10 @@ std::size_t expanded_size_at(const YAML::Node& node, std::size_t limit, int dept
 std::size_t expanded_size(const YAML::Node& node, std::size_t limit) { return expanded_size_at(node, limit, 0); }
 
 Value to_value(const YAML::Node& node, std::optional<Mark> fixed_mark) {
-  const Mark mark = fixed_mark ? *fixed_mark : Mark{node.Mark().line + 1, node.Mark().column + 1};
+  auto place = [&fixed_mark](const YAML::Node& at) {
+    return fixed_mark ? *fixed_mark : Mark{at.Mark().line + 1, at.Mark().column + 1};
+  };
+  const Mark mark = place(node);
   switch (node.Type()) {
     case YAML::NodeType::Scalar:
       return Value(node.Scalar(), mark);
@@ -206,9 +209,7 @@ Value to_value(const YAML::Node& node, std::optional<Mark> fixed_mark) {
       Value::Object object;
       for (const auto& pair : node) {
         // An empty value has no place of its own in the file: it stands where its key does.
-        Value value = pair.second.IsNull()
-                          ? Value(fixed_mark ? *fixed_mark : Mark{pair.first.Mark().line + 1, pair.first.Mark().column + 1})
-                          : to_value(pair.second, fixed_mark);
+        Value value = pair.second.IsNull() ? Value(place(pair.first)) : to_value(pair.second, fixed_mark);
         object.emplace_back(pair.first.Scalar(), std::move(value));
       }
       return Value(std::move(object), mark);
