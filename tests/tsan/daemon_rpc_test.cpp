@@ -125,7 +125,7 @@ TEST_F(DaemonRpcTsan, ManyClientsAtOnceWhileAPipelineRunsThenACleanShutdown) {
   const int metrics_port = start_daemon();
   ASSERT_GT(metrics_port, 0);
   Control control(socket(), 60000ms);
-  submit(control, "busy", 100);
+  submit(control, "busy", 300);
   rpc::PipelineInfo info;
   control.client().start(info, "busy", rpc::StartOptions());
 
