@@ -13,6 +13,7 @@
 #include "adamw.h"
 #include "atomic_file.h"
 #include "model.h"
+#include "tensor_memory.h"
 
 namespace distill::student {
 namespace {
@@ -309,6 +310,7 @@ TrainResult train(const ModelShape& shape, const TrainSettings& s, const std::ve
                   const std::filesystem::path& checkpoint_dir, const std::filesystem::path& resume_from,
                   const TrainHooks& hooks) {
   if (train_set.empty()) throw std::runtime_error("no training examples");
+  const TrainingMemory memory;
   // Training runs one shard of each batch per thread, each thread with one
   // BLAS/OpenMP thread; evaluation and generation use the threads within
   // each operation.
