@@ -3,6 +3,7 @@
 // MLP; the cached forward pass and sampling behind Generator; thread and
 // BLAS set-up; and the TorchBackend that libstudent_torch.so exports.
 #include "model.h"
+#include "kernels.h"
 
 #include <dlfcn.h>
 
@@ -14,14 +15,100 @@
 namespace distill::student {
 namespace {
 
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Rows of a tensor's last dimension, and the block of rows one thread takes
+// in at::parallel_for (the forward passes also run in evaluation, on all
+// threads; training runs each shard on one).
+std::int64_t rows_of(const torch::Tensor& x) { return x.numel() / x.size(-1); }
+constexpr std::int64_t kRowsPerTask = 64;
+
+// kernels.h's RMSNorm as one autograd operation.
+struct RmsNorm : torch::autograd::Function<RmsNorm> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& weight,
+                               double eps) {
+    const torch::Tensor x = input.contiguous();
+    const std::int64_t width = x.size(-1), rows = rows_of(x);
+    torch::Tensor y = torch::empty_like(x);
+    torch::Tensor inv_rms = torch::empty({rows});
+    at::parallel_for(0, rows, kRowsPerTask, [&](std::int64_t begin, std::int64_t end) {
+      rms_norm_forward(x.data_ptr<float>() + begin * width, weight.data_ptr<float>(),
+                       static_cast<std::size_t>(end - begin), static_cast<std::size_t>(width),
+                       static_cast<float>(eps), y.data_ptr<float>() + begin * width, inv_rms.data_ptr<float>() + begin);
+    });
+    ctx->save_for_backward({x, weight, inv_rms});
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const torch::Tensor& x = saved[0];
+    const torch::Tensor dy = grads[0].contiguous();
+    torch::Tensor dx = torch::empty_like(x);
+    torch::Tensor dw = torch::zeros_like(saved[1]);
+    rms_norm_backward(dy.data_ptr<float>(), x.data_ptr<float>(), saved[1].data_ptr<float>(),
+                      saved[2].data_ptr<float>(), static_cast<std::size_t>(rows_of(x)),
+                      static_cast<std::size_t>(x.size(-1)), dx.data_ptr<float>(), dw.data_ptr<float>());
+    return {dx, dw, torch::Tensor()};
+  }
+};
+
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-  return x * torch::rsqrt(x.pow(2).mean(-1, true) + eps) * weight;
+  return RmsNorm::apply(x, weight, eps);
 }
 
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  const std::int64_t half = x.size(-1) / 2;
-  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
-}
+// kernels.h's rotary positions: a projection's output [B, T, heads * dim]
+// in, [B, heads, T, dim] out, times `scale`; cos and sin are the rows of
+// the positions (contiguous [T, dim]).
+struct Rope : torch::autograd::Function<Rope> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& cos,
+                               const torch::Tensor& sin, std::int64_t heads, double scale) {
+    const torch::Tensor x = input.contiguous();
+    const RopeShape shape{static_cast<std::size_t>(x.size(0)), static_cast<std::size_t>(x.size(1)),
+                          static_cast<std::size_t>(heads), static_cast<std::size_t>(x.size(2) / heads)};
+    torch::Tensor y = torch::empty({x.size(0), heads, x.size(1), x.size(2) / heads});
+    rope_forward(x.data_ptr<float>(), cos.data_ptr<float>(), sin.data_ptr<float>(), shape, static_cast<float>(scale),
+                 y.data_ptr<float>());
+    ctx->save_for_backward({cos, sin});
+    ctx->saved_data["heads"] = heads;
+    ctx->saved_data["scale"] = scale;
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const torch::Tensor dy = grads[0].contiguous();
+    const std::int64_t heads = ctx->saved_data["heads"].toInt();
+    const RopeShape shape{static_cast<std::size_t>(dy.size(0)), static_cast<std::size_t>(dy.size(2)),
+                          static_cast<std::size_t>(heads), static_cast<std::size_t>(dy.size(3))};
+    torch::Tensor dx = torch::empty({dy.size(0), dy.size(2), heads * dy.size(3)});
+    rope_backward(dy.data_ptr<float>(), saved[0].data_ptr<float>(), saved[1].data_ptr<float>(), shape,
+                  static_cast<float>(ctx->saved_data["scale"].toDouble()), dx.data_ptr<float>());
+    return {dx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// kernels.h's SwiGLU: silu(gate) * up as one autograd operation.
+struct SwiGlu : torch::autograd::Function<SwiGlu> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate_input, const torch::Tensor& up_input) {
+    const torch::Tensor gate = gate_input.contiguous(), up = up_input.contiguous();
+    torch::Tensor out = torch::empty_like(gate);
+    const std::int64_t width = gate.size(-1);
+    at::parallel_for(0, rows_of(gate), kRowsPerTask, [&](std::int64_t begin, std::int64_t end) {
+      swiglu_forward(gate.data_ptr<float>() + begin * width, up.data_ptr<float>() + begin * width,
+                     static_cast<std::size_t>((end - begin) * width), out.data_ptr<float>() + begin * width);
+    });
+    ctx->save_for_backward({gate, up});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const torch::Tensor dout = grads[0].contiguous();
+    torch::Tensor dgate = torch::empty_like(saved[0]), dup = torch::empty_like(saved[1]);
+    swiglu_backward(dout.data_ptr<float>(), saved[0].data_ptr<float>(), saved[1].data_ptr<float>(),
+                    static_cast<std::size_t>(dout.numel()), dgate.data_ptr<float>(), dup.data_ptr<float>());
+    return {dgate, dup};
+  }
+};
 
 // Additive mask for `fresh` new positions after `past` cached ones: a
 // position sees every earlier one and itself.
@@ -92,23 +179,23 @@ void Llama::declare(const std::function<torch::Tensor(const std::string&, std::v
   sin_ = angles.sin().to(torch::kFloat);
 }
 
-torch::Tensor Llama::rope(const torch::Tensor& x, std::int64_t start) const {
-  const std::int64_t length = x.size(2);
+torch::Tensor Llama::rope(const torch::Tensor& projected, std::int64_t start, std::int64_t heads, double scale) const {
+  const std::int64_t length = projected.size(1);
   if (start + length > shape_.max_seq)
     throw std::runtime_error("sequence of " + std::to_string(start + length) + " tokens is longer than max_seq " +
                              std::to_string(shape_.max_seq));
-  return x * cos_.slice(0, start, start + length) + rotate_half(x) * sin_.slice(0, start, start + length);
+  return Rope::apply(projected, cos_.slice(0, start, start + length), sin_.slice(0, start, start + length), heads,
+                     scale);
 }
 
 torch::Tensor Llama::block(const Layer& layer, torch::Tensor x, std::int64_t start, const torch::Tensor& mask,
                            Cache* cache, std::size_t index) const {
   const std::int64_t batch = x.size(0), length = x.size(1);
   const torch::Tensor h = rms_norm(x, layer.attn_norm, shape_.rms_eps);
-  torch::Tensor q = torch::linear(h, layer.q).view({batch, length, shape_.heads, head_dim_}).transpose(1, 2);
-  torch::Tensor k = torch::linear(h, layer.k).view({batch, length, shape_.kv_heads, head_dim_}).transpose(1, 2);
+  // The attention's 1/sqrt(head_dim) is applied to q with its rotation.
+  const torch::Tensor q = rope(torch::linear(h, layer.q), start, shape_.heads, 1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  torch::Tensor k = rope(torch::linear(h, layer.k), start, shape_.kv_heads, 1.0);
   torch::Tensor v = torch::linear(h, layer.v).view({batch, length, shape_.kv_heads, head_dim_}).transpose(1, 2);
-  q = rope(q, start);
-  k = rope(k, start);
   if (cache) {
     if (cache->keys.size() > index) {
       k = torch::cat({cache->keys[index], k}, 2);
@@ -125,13 +212,13 @@ torch::Tensor Llama::block(const Layer& layer, torch::Tensor x, std::int64_t sta
     k = k.repeat_interleave(repeat, 1);
     v = v.repeat_interleave(repeat, 1);
   }
-  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1));
   if (mask.defined()) scores = scores + mask;
   const torch::Tensor attended =
       torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2).reshape({batch, length, shape_.heads * head_dim_});
   x = x + torch::linear(attended, layer.o);
   const torch::Tensor g = rms_norm(x, layer.ffn_norm, shape_.rms_eps);
-  return x + torch::linear(torch::silu(torch::linear(g, layer.gate)) * torch::linear(g, layer.up), layer.down);
+  return x + torch::linear(SwiGlu::apply(torch::linear(g, layer.gate), torch::linear(g, layer.up)), layer.down);
 }
 
 torch::Tensor Llama::forward(const torch::Tensor& tokens) const {

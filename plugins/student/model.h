@@ -43,7 +43,9 @@ class Llama {
   void declare(const std::function<torch::Tensor(const std::string&, std::vector<std::int64_t>)>& make);
   torch::Tensor block(const Layer& layer, torch::Tensor x, std::int64_t start, const torch::Tensor& mask,
                       Cache* cache, std::size_t index) const;
-  torch::Tensor rope(const torch::Tensor& x, std::int64_t start) const;
+  // A projection's output [B, T, heads * head_dim] rotated for positions
+  // from `start` on and times `scale`, as [B, heads, T, head_dim].
+  torch::Tensor rope(const torch::Tensor& projected, std::int64_t start, std::int64_t heads, double scale) const;
 
   ModelShape shape_;
   std::int64_t head_dim_;

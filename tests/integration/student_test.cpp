@@ -40,7 +40,7 @@ std::string pipeline_yaml(const std::string& teacher_url) {
          "    dir: student\n"
          "    tokenizer: {train: {vocab_size: 400}}\n"
          "    model: {layers: 2, d_model: 64, heads: 4, kv_heads: 2, ffn: 128, max_seq: 64}\n"
-         "    train: {epochs: 24, batch_size: 16, lr: 5e-3, warmup_steps: 20, threads: 1}\n"
+         "    train: {epochs: 32, batch_size: 16, lr: 5e-3, warmup_steps: 20, threads: 1}\n"
          "    eval: {holdout_fraction: 0.1, every_steps: 40, max_new_tokens: 16}\n"
          "    checkpoint_every_steps: 25\n";
 }
@@ -91,11 +91,12 @@ TEST_F(StudentTest, TrainsOnTheTeachersAnswersAndExports) {
   const json s = summary("reference");
   const json& evaluations = s.at("evaluations");
   ASSERT_GE(evaluations.size(), 2u);
-  // By 30%, not more: the task's sharp drop comes late, and its timing is
-  // chaotic (a 1-ulp change in the optimiser's order of operations moved
-  // the final held-out loss from 1.26 to 1.57, from a first 2.45).
-  EXPECT_LT(s.at("final").at("loss").get<double>(), 0.7 * evaluations.front().at("loss").get<double>())
-      << "held-out loss should fall by 30% or more: " << evaluations.dump();
+  // The task's loss plateaus near 1.8 before a sharp drop whose timing is
+  // chaotic: with 24 epochs a change of rounding could end training on the
+  // plateau (final/first 0.74), while with 32 the final loss was 5-31% of
+  // the first over seeds 1-3 and 1 or 2 threads.
+  EXPECT_LT(s.at("final").at("loss").get<double>(), 0.5 * evaluations.front().at("loss").get<double>())
+      << "held-out loss should fall by half or more: " << evaluations.dump();
   EXPECT_TRUE(s.at("kd").at("used").get<bool>());
   EXPECT_GT(s.at("kd").at("coverage").get<double>(), 0.5);  // most of the teacher's words are single student tokens
   EXPECT_EQ(s.at("default_system").get<std::string>(), "You spell numbers digit by digit.");
