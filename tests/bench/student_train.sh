@@ -4,7 +4,8 @@
 #     same model, optimiser and batches in PyTorch (Debian's python3-torch,
 #     tests/bench/student_train_torch.py), side by side in one run, at two
 #     sizes (~1.1 M and ~5.3 M parameters), 1 and 2 threads, with each
-#     process's peak RSS; the best of $ROUNDS runs (default 3);
+#     process's peak RSS; the best of $ROUNDS runs (default 3) of each,
+#     alternating the two;
 #  2. generation: the demo's curated student (runs/demo/student, made by
 #     .ci/demo) answering pipelines/data/test_prompts.jsonl greedily, by
 #     `distilld generate` and by llama.cpp (node-llama-cpp) on its GGUF:
@@ -25,14 +26,21 @@ ninja -C "$build" -j2 tests/student_train_bench plugins/student/libstudent_torch
   plugins/student/student.so >/dev/null
 python=/usr/bin/python3
 
-best() {  # best tokens/s of $rounds runs of a command printing {"tokens_per_s", "peak_rss_mb"}
-  local out best_tps=0 rss=0
+run() {  # tokens/s and peak RSS of one run of a command printing {"tokens_per_s", "peak_rss_mb"}
+  "$@" | $python -c 'import json,sys; j=json.load(sys.stdin); print(j["tokens_per_s"], j["peak_rss_mb"])'
+}
+
+# The best of $rounds runs of each side, alternating ours and theirs, so a
+# change in the machine's load (it is a shared VM) falls on both.
+best_of_both() {  # best_of_both "OURS COMMAND" "THEIR COMMAND" -> ours_tps ours_rss theirs_tps theirs_rss
+  local ours=(0 0) theirs=(0 0) tps rss
   for _ in $(seq "$rounds"); do
-    out=$("$@")
-    read -r tps r < <(echo "$out" | $python -c 'import json,sys; j=json.load(sys.stdin); print(j["tokens_per_s"], j["peak_rss_mb"])')
-    if $python -c "import sys; sys.exit(0 if $tps > $best_tps else 1)"; then best_tps=$tps; rss=$r; fi
+    read -r tps rss < <(run $1)
+    if $python -c "import sys; sys.exit(0 if $tps > ${ours[0]} else 1)"; then ours=("$tps" "$rss"); fi
+    read -r tps rss < <(run $2)
+    if $python -c "import sys; sys.exit(0 if $tps > ${theirs[0]} else 1)"; then theirs=("$tps" "$rss"); fi
   done
-  echo "$best_tps $rss"
+  echo "${ours[*]} ${theirs[*]}"
 }
 
 echo "training: batch 32, sequence 64, $steps steps, best of $rounds"
@@ -43,8 +51,9 @@ for size in "1.1M:--vocab 512 --layers 4 --d-model 128 --heads 4 --kv-heads 4 --
   # shellcheck disable=SC2206
   args=(${size#*:} --seq 64 --batch 32 --steps "$steps")
   for threads in 1 2; do
-    read -r ours our_rss < <(best "$build/tests/student_train_bench" "$build/plugins/student/libstudent_torch.so" "${args[@]}" --threads "$threads")
-    read -r theirs their_rss < <(best $python tests/bench/student_train_torch.py "${args[@]}" --threads "$threads")
+    read -r ours our_rss theirs their_rss < <(best_of_both \
+      "$build/tests/student_train_bench $build/plugins/student/libstudent_torch.so ${args[*]} --threads $threads" \
+      "$python tests/bench/student_train_torch.py ${args[*]} --threads $threads")
     $python -c "print(f'{\"$name params\":<24} {$threads:>8} {$ours:>14,.0f} {$theirs:>14,.0f} {$ours/$theirs:>7.2f}x {$our_rss:>12.0f} {$their_rss:>12.0f}')"
   done
 done
