@@ -8,18 +8,12 @@
 #include <vector>
 
 #include "adamw.h"
+#include "random_values.h"
 
 namespace {
 
 using namespace distill::student;
-
-std::vector<float> random_values(std::size_t size, std::uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> values(size);
-  for (float& x : values) x = normal(rng);
-  return values;
-}
+using distill::student::testing::random_values;
 
 // torch.optim.AdamW's single-tensor update, in double.
 void reference_update(std::vector<double>& p, const std::vector<double>& g, std::vector<double>& m,

@@ -11,18 +11,12 @@
 #include <vector>
 
 #include "kernels.h"
+#include "random_values.h"
 
 namespace {
 
 using namespace distill::student;
-
-std::vector<float> random_values(std::size_t size, std::uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> values(size);
-  for (float& x : values) x = normal(rng);
-  return values;
-}
+using distill::student::testing::random_values;
 
 std::vector<double> widened(const std::vector<float>& values) { return {values.begin(), values.end()}; }
 
