@@ -34,13 +34,12 @@ class CachingCpuAllocator final : public c10::Allocator {
   c10::DataPtr allocate(std::size_t bytes) const override {
     if (bytes == 0) return {nullptr, nullptr, &release, c10::Device(c10::DeviceType::CPU)};
     const std::size_t capacity = tensor_capacity(bytes);
-    void* data = take(capacity);
+    void* data = capacity >= kSmallest ? take(capacity) : nullptr;
     if (!data) {
       void* base = std::aligned_alloc(kAlignment, kAlignment + (capacity + kAlignment - 1) / kAlignment * kAlignment);
       if (!base) throw std::bad_alloc();
       data = static_cast<char*>(base) + kAlignment;
       header_of(data)->capacity = capacity;
-      count_in_use(capacity);
     }
     return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
   }
@@ -82,24 +81,19 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
  private:
+  // Counts a block of `capacity` as in use and returns a cached one of that
+  // class, or null when the caller must allocate it.
   void* take(std::size_t capacity) const {
-    if (capacity < kSmallest) return nullptr;
     std::lock_guard lock(mutex_);
+    in_use_ += capacity;
+    peak_in_use_ = std::max(peak_in_use_, in_use_);
     auto found = free_.find(capacity);
     if (found == free_.end() || found->second.empty()) return nullptr;
     void* data = found->second.back();
     found->second.pop_back();
     ASAN_UNPOISON_MEMORY_REGION(data, capacity);
     cached_bytes_ -= capacity;
-    in_use_ += capacity;
     return data;
-  }
-
-  void count_in_use(std::size_t capacity) const {
-    if (capacity < kSmallest) return;
-    std::lock_guard lock(mutex_);
-    in_use_ += capacity;
-    peak_in_use_ = std::max(peak_in_use_, in_use_);
   }
 
   static void release(void* data) {
